@@ -1,0 +1,31 @@
+# Runtime shared by every experiment.
+default_scope = 'miqa'
+
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=50),          # progress, ETA, loss, lr
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2,
+                    save_best='SRCC', rule='greater'),      # best checkpoint by val SRCC (spec §6)
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+)
+
+env_cfg = dict(
+    cudnn_benchmark=True,
+    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+    dist_cfg=dict(backend='nccl'),                          # tools switch to gloo without CUDA
+)
+
+# Scalars go to work_dirs/<exp>/<time>/vis_data (JSON) and TensorBoard.
+# wandb in one line (offline mode needs no account; `wandb sync` later):
+#   --cfg-options "visualizer.vis_backends+=[dict(type='WandbVisBackend',init_kwargs=dict(project='miqa',mode='offline'))]"
+# or uncomment:
+# vis_backends.append(dict(type='WandbVisBackend', init_kwargs=dict(project='miqa', mode='offline')))
+vis_backends = [dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')]
+visualizer = dict(type='Visualizer', vis_backends=vis_backends)
+
+log_processor = dict(by_epoch=True, window_size=50)
+log_level = 'INFO'
+load_from = None
+resume = False
+randomness = dict(seed=1234567, deterministic=False)      # spec §6

@@ -1,0 +1,4 @@
+"""Runner-side components registered in miqa's registries."""
+from .loops import MultiValEpochBasedTrainLoop
+
+__all__ = ['MultiValEpochBasedTrainLoop']

@@ -1,0 +1,34 @@
+"""The paper's published benchmark numbers (MIQD-2.5M val), for side-by-side reports."""
+import csv
+from functools import lru_cache
+from pathlib import Path
+from typing import Dict, Optional
+
+PAPER_DIR = Path(__file__).parent / 'paper'
+TABLES = {'composite': 'table1_composite.csv', 'accuracy': 'table2_accuracy_consistency.csv',
+          'consistency': 'table2_accuracy_consistency.csv'}
+METRICS = ('SRCC', 'PLCC', 'KRCC', 'RMSE')
+
+
+@lru_cache(maxsize=None)
+def _rows(table: str) -> Dict[str, Dict[str, str]]:
+    with open(PAPER_DIR / table, newline='') as f:
+        return {row['method']: row for row in csv.DictReader(f)}
+
+
+def paper_methods(label_type: str = 'composite') -> list:
+    """Method names as the paper prints them (e.g. ``'RA-MIQA'``, ``'ResNet-50'``, ``'PSNR'``)."""
+    return list(_rows(TABLES[label_type]))
+
+
+def paper_row(method: str, task: str, label_type: str = 'composite') -> Optional[Dict[str, float]]:
+    """``{'SRCC': .., 'PLCC': .., ...}`` published for ``method`` on ``task`` (None if not reported).
+
+    Table 1 (composite) has all four metrics; the accuracy/consistency table has no KRCC.
+    """
+    row = _rows(TABLES[label_type]).get(method)
+    if row is None:
+        return None
+    prefix = f'{task}_' if label_type == 'composite' else f'{task}_{label_type}_'
+    values = {m: float(row[prefix + m.lower()]) for m in METRICS if row.get(prefix + m.lower())}
+    return values or None

@@ -1,0 +1,62 @@
+"""Command-line conveniences mapped onto a loaded mmengine ``Config``.
+
+The data root is one variable: ``data_root`` at the top of the dataset base config. It is
+copied into every dataloader's dataset when the config is parsed, so overriding it later
+(``--data-root`` or ``--cfg-options data_root=...``) must re-apply it to the datasets; that
+is what :func:`apply_overrides` does.
+"""
+from typing import Optional
+
+from mmengine.config import Config
+
+DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+
+
+def _datasets(cfg: Config):
+    for key in DATALOADERS:
+        loader = cfg.get(key)
+        if loader and loader.get('dataset') is not None:
+            dataset = loader['dataset']
+            # wrappers such as ConcatDataset/RepeatDataset keep theirs under dataset(s)
+            inner = dataset.get('datasets') or [dataset.get('dataset', dataset)]
+            yield from inner
+
+
+def set_data_root(cfg: Config, data_root: str) -> None:
+    """Point every dataset of ``cfg`` (train/val/test) at ``data_root``."""
+    cfg.data_root = data_root
+    for dataset in _datasets(cfg):
+        dataset['data_root'] = data_root
+
+
+def set_max_epochs(cfg: Config, epochs: int) -> None:
+    """Change the training length and stretch epoch-based schedulers that ended at the old length."""
+    old = cfg.train_cfg.max_epochs
+    cfg.train_cfg.max_epochs = epochs
+    for sched in cfg.get('param_scheduler') or []:
+        if sched.get('end') == old:
+            sched['end'] = epochs
+            if 'T_max' in sched:
+                sched['T_max'] = epochs - sched.get('begin', 0)
+
+
+def apply_overrides(cfg: Config, data_root: Optional[str] = None, batch_size: Optional[int] = None,
+                    lr: Optional[float] = None, epochs: Optional[int] = None,
+                    work_dir: Optional[str] = None) -> Config:
+    """Apply the convenience flags of ``tools/train.py``/``tools/test.py`` in place.
+
+    ``batch_size`` is per process (the total is ``batch_size * world_size``, spec §6 uses 2x128).
+    A ``data_root`` given through ``--cfg-options`` is propagated like ``--data-root``.
+    """
+    root = data_root or cfg.get('data_root')
+    if root is not None:
+        set_data_root(cfg, root)
+    if batch_size is not None:
+        cfg.train_dataloader.batch_size = batch_size
+    if lr is not None:
+        cfg.optim_wrapper.optimizer.lr = lr
+    if epochs is not None:
+        set_max_epochs(cfg, epochs)
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    return cfg

@@ -1,0 +1,32 @@
+"""Small file helpers for jobs that must not lose or tear results."""
+import os
+import tempfile
+import time
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.tmp_', suffix=os.path.basename(path))
+    try:
+        with os.fdopen(fd, 'w') as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def unique_path(path: str) -> str:
+    """``path`` if free, else ``path`` with a timestamp before the extension (never overwrite)."""
+    if not os.path.exists(path):
+        return path
+    stem, ext = os.path.splitext(path)
+    candidate = f'{stem}_{time.strftime("%Y%m%d_%H%M%S")}{ext}'
+    n = 1
+    while os.path.exists(candidate):
+        candidate = f'{stem}_{time.strftime("%Y%m%d_%H%M%S")}_{n}{ext}'
+        n += 1
+    return candidate

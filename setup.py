@@ -1,0 +1,38 @@
+"""Install miqa: ``pip install -r requirements.txt && pip install -e ".[dev]"``."""
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+
+
+def read_requirements(path: Path) -> list:
+    """Requirement lines of ``path`` without comments (pins live in requirements.txt only)."""
+    lines = (line.split('#', 1)[0].strip() for line in path.read_text().splitlines())
+    return [line for line in lines if line]
+
+
+version = {}
+exec((HERE / 'miqa' / 'version.py').read_text(), version)
+
+setup(
+    name='miqa',
+    version=version['__version__'],
+    description='Image quality assessment for machines: RA-MIQA, MIQD-2.5M tools, trained with mmengine',
+    long_description=(HERE / 'README.md').read_text(encoding='utf-8'),
+    long_description_content_type='text/markdown',
+    license='MIT',
+    python_requires='>=3.10',
+    packages=find_packages(include=['miqa', 'miqa.*', 'machine_iqa', 'machine_iqa.*']),
+    install_requires=read_requirements(HERE / 'requirements.txt'),
+    extras_require={
+        'dev': ['pytest==9.2.0', 'pytest-cov==7.1.0', 'ruff==0.17.6', 'pre-commit==4.7.0',
+                'scikit-image==0.26.0'],
+    },
+    include_package_data=True,
+    classifiers=[
+        'Programming Language :: Python :: 3',
+        'License :: OSI Approved :: MIT License',
+        'Topic :: Scientific/Engineering :: Image Recognition',
+    ],
+)

@@ -1,0 +1,121 @@
+"""Evaluate a checkpoint: ``python tools/test.py CONFIG CHECKPOINT [options]``.
+
+Prints SRCC/KRCC (rank-based) and PLCC/RMSE after the configured fit (default: linear, which
+reproduces the paper's RMSEs) plus the raw PLCC/RMSE, overall, per distortion type and per
+region type (UD / ROI-DD / BG-DD); writes JSON, a markdown row in the paper's format and the
+per-image predictions. ``--task det`` evaluates a model on another task's data (cross-task).
+"""
+import argparse
+import csv
+import json
+import os
+import os.path as osp
+import time
+
+from mmengine.config import Config, DictAction
+from mmengine.dist import is_main_process
+from mmengine.runner import Runner
+
+from miqa.evaluation.iqa_metric import breakdown_table
+from miqa.evaluation.reference import paper_row
+from miqa.utils import apply_overrides, setup_runtime
+from miqa.utils.io import atomic_write_text, unique_path
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Test a miqa model on an MIQD split')
+    parser.add_argument('config')
+    parser.add_argument('checkpoint', help='a checkpoint from tools/train.py or tools/convert_checkpoint.py')
+    parser.add_argument('--work-dir', help='where results go (default: work_dirs/<config name>)')
+    parser.add_argument('--data-root', help='folder holding miqa_cls/, miqa_det/, miqa_ins/')
+    parser.add_argument('--task', choices=['cls', 'det', 'ins'], help='evaluate on this task (cross-task)')
+    parser.add_argument('--label', choices=['composite', 'consistency', 'accuracy'],
+                        help='evaluate against this label type')
+    parser.add_argument('--split', choices=['train', 'val'], help='split to evaluate (default: val)')
+    parser.add_argument('--fit', choices=['none', 'linear', 'logistic4', 'logistic5'],
+                        help='mapping applied before PLCC/RMSE (default from the config: linear)')
+    parser.add_argument('--method', help='name in the report row (default: the config\'s `method`)')
+    parser.add_argument('--paper', action='store_true', help="print the paper's published row beside ours")
+    parser.add_argument('--out', help='results JSON path (default: <work-dir>/test_<ckpt>_<task>_<label>.json)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def build_config(args) -> Config:
+    cfg = Config.fromfile(args.config)
+    cfg.merge_from_dict(args.cfg_options)
+    cfg.launcher = args.launcher
+    work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
+        'work_dirs', osp.splitext(osp.basename(args.config))[0])
+    apply_overrides(cfg, data_root=args.data_root, work_dir=work_dir)
+    dataset = cfg.test_dataloader.dataset
+    for key, value in (('task', args.task), ('label_type', args.label), ('split', args.split)):
+        if value:
+            dataset[key] = value
+    cfg.test_evaluator['breakdown'] = True
+    if args.fit:
+        cfg.test_evaluator['fit'] = None if args.fit == 'none' else args.fit
+    cfg.load_from = args.checkpoint
+    cfg.resume = False
+    return setup_runtime(cfg, args.launcher)
+
+
+def markdown_row(method: str, metrics: dict) -> str:
+    cells = ' | '.join(f"{metrics[k]:.4f}" if metrics.get(k) is not None else 'n/a'
+                       for k in ('SRCC', 'PLCC', 'KRCC', 'RMSE'))
+    return f'| {method} | {cells} |'
+
+
+def report(cfg: Config, args, metrics: dict, predictions: list) -> str:
+    dataset = cfg.test_dataloader.dataset
+    task, label = dataset['task'], dataset.get('label_type', 'composite')
+    fit = cfg.test_evaluator.get('fit')
+    method = args.method or cfg.get('method') or osp.splitext(osp.basename(args.config))[0]
+    lines = [f'{method} on MIQD {task} ({label} labels, {dataset.get("split", "val")} split, '
+             f'{metrics.get("num_samples")} images, {metrics.get("num_invalid", 0)} excluded as unreadable)',
+             f'SRCC/KRCC: rank correlations of the raw predictions; PLCC/RMSE: after a {fit or "no"} fit '
+             f'(raw: PLCC {metrics.get("PLCC_raw", float("nan")):.4f}, RMSE {metrics.get("RMSE_raw", float("nan")):.4f})',
+             '', breakdown_table(metrics), '',
+             '| Method | SRCC | PLCC | KRCC | RMSE |', '|:--|:-:|:-:|:-:|:-:|', markdown_row(method, metrics)]
+    reference = paper_row(cfg.get('method', method), task, label) if args.paper else None
+    if reference:
+        lines.append(markdown_row(f'{cfg.get("method", method)} (paper, MIQD-2.5M)', reference))
+    elif args.paper:
+        lines.append(f'(the paper reports no {label} row for {method} on {task})')
+    text = '\n'.join(lines)
+
+    out = args.out or osp.join(cfg.work_dir, f'test_{osp.splitext(osp.basename(args.checkpoint))[0]}'
+                                             f'_{task}_{label}.json')
+    out = unique_path(out)  # finished results are never overwritten silently
+    stem = osp.splitext(out)[0]
+    record = dict(method=method, config=args.config, checkpoint=args.checkpoint, task=task,
+                  label_type=label, fit=fit, time=time.strftime('%Y-%m-%d %H:%M:%S'),
+                  metrics=metrics, paper=reference)
+    atomic_write_text(out, json.dumps(record, indent=2))
+    atomic_write_text(stem + '.md', text + '\n')
+    if predictions:
+        fields = sorted({k for p in predictions for k in p})
+        rows = [fields] + [[p.get(k, '') for k in fields] for p in predictions]
+        with open(stem + '_predictions.csv.tmp', 'w', newline='') as f:
+            csv.writer(f).writerows(rows)
+        os.replace(stem + '_predictions.csv.tmp', stem + '_predictions.csv')
+    return text + f'\n\nwritten: {out}, {stem}.md, {stem}_predictions.csv'
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = build_config(args)
+    runner = Runner.from_cfg(cfg)
+    metrics = runner.test()
+    if is_main_process():
+        metric = runner.test_loop.evaluator.metrics[0]
+        print(report(cfg, args, metrics, getattr(metric, 'last_predictions', [])))
+    return metrics
+
+
+if __name__ == '__main__':
+    main()
