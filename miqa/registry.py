@@ -7,6 +7,7 @@ An unknown ``type`` fails with the closest registered names (did-you-mean).
 import difflib
 from typing import List, Optional, Type
 
+from mmengine.registry import DATA_SAMPLERS as MMENGINE_DATA_SAMPLERS
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import EVALUATOR as MMENGINE_EVALUATOR
 from mmengine.registry import FUNCTIONS as MMENGINE_FUNCTIONS
@@ -16,8 +17,7 @@ from mmengine.registry import LOOPS as MMENGINE_LOOPS
 from mmengine.registry import METRICS as MMENGINE_METRICS
 from mmengine.registry import MODEL_WRAPPERS as MMENGINE_MODEL_WRAPPERS
 from mmengine.registry import MODELS as MMENGINE_MODELS
-from mmengine.registry import \
-    OPTIM_WRAPPER_CONSTRUCTORS as MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS
+from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS as MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS
 from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
 from mmengine.registry import OPTIMIZERS as MMENGINE_OPTIMIZERS
 from mmengine.registry import PARAM_SCHEDULERS as MMENGINE_PARAM_SCHEDULERS
@@ -25,7 +25,6 @@ from mmengine.registry import RUNNERS as MMENGINE_RUNNERS
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import VISBACKENDS as MMENGINE_VISBACKENDS
 from mmengine.registry import VISUALIZERS as MMENGINE_VISUALIZERS
-from mmengine.registry import DATA_SAMPLERS as MMENGINE_DATA_SAMPLERS
 from mmengine.registry import Registry as _MMRegistry
 
 
@@ -81,3 +80,4 @@ TRANSFORMS = _child('transform', MMENGINE_TRANSFORMS, ['miqa.datasets.transforms
 MODELS = _child('model', MMENGINE_MODELS, ['miqa.models'])
 METRICS = _child('metric', MMENGINE_METRICS, ['miqa.evaluation'])
 EVALUATOR = _child('evaluator', MMENGINE_EVALUATOR, ['miqa.evaluation'])
+DISTORTIONS = Registry('distortion', scope='miqa', locations=['miqa.distortions'])

@@ -36,7 +36,7 @@ def parse_args(argv=None):
                         help='mapping applied before PLCC/RMSE (default from the config: linear)')
     parser.add_argument('--method', help='name in the report row (default: the config\'s `method`)')
     parser.add_argument('--paper', action='store_true', help="print the paper's published row beside ours")
-    parser.add_argument('--out', help='results JSON path (default: <work-dir>/test_<ckpt>_<task>_<label>.json)')
+    parser.add_argument('--out', help='results JSON (default: <work-dir>/test_<ckpt>_<task>_<label>.json)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
@@ -77,8 +77,7 @@ def report(cfg: Config, args, metrics: dict, predictions: list) -> str:
     method = args.method or cfg.get('method') or osp.splitext(osp.basename(args.config))[0]
     lines = [f'{method} on MIQD {task} ({label} labels, {dataset.get("split", "val")} split, '
              f'{metrics.get("num_samples")} images, {metrics.get("num_invalid", 0)} excluded as unreadable)',
-             f'SRCC/KRCC: rank correlations of the raw predictions; PLCC/RMSE: after a {fit or "no"} fit '
-             f'(raw: PLCC {metrics.get("PLCC_raw", float("nan")):.4f}, RMSE {metrics.get("RMSE_raw", float("nan")):.4f})',
+             f'SRCC/KRCC: rank correlations of the raw predictions; PLCC/RMSE: after a {fit or "no"} fit',
              '', breakdown_table(metrics), '',
              '| Method | SRCC | PLCC | KRCC | RMSE |', '|:--|:-:|:-:|:-:|:-:|', markdown_row(method, metrics)]
     reference = paper_row(cfg.get('method', method), task, label) if args.paper else None

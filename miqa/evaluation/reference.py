@@ -1,6 +1,6 @@
 """The paper's published benchmark numbers (MIQD-2.5M val), for side-by-side reports."""
 import csv
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Dict, Optional
 
@@ -10,7 +10,7 @@ TABLES = {'composite': 'table1_composite.csv', 'accuracy': 'table2_accuracy_cons
 METRICS = ('SRCC', 'PLCC', 'KRCC', 'RMSE')
 
 
-@lru_cache(maxsize=None)
+@cache
 def _rows(table: str) -> Dict[str, Dict[str, str]]:
     with open(PAPER_DIR / table, newline='') as f:
         return {row['method']: row for row in csv.DictReader(f)}
