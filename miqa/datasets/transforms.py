@@ -1,0 +1,260 @@
+"""Data transforms of the MIQA pipelines (docs/CONTRACTS.md, spec §6).
+
+Reference train pipeline: ``LoadImage -> Resize(288) -> [RegionView(288) ->] RandomCrop(224) ->
+PackMIQAInputs``; eval uses ``CenterCrop(224)``. Tensors leave the pipeline as uint8 and the
+model's ``MIQADataPreprocessor`` normalises them on the device (``Normalize`` does it on the CPU
+for code that wants float tensors from the pipeline). Each transform is a plain class
+whose ``__call__(results) -> results`` mmengine's ``Compose`` chains; they reproduce the
+reference torchvision pipeline on PIL images (bilinear PIL warp, torchvision crop rounding,
+ToTensor + Normalize arithmetic).
+"""
+import logging
+from typing import Optional, Sequence, Tuple, Union
+
+import cv2
+import numpy as np
+import torch
+from mmengine.logging import print_log
+from PIL import Image
+
+from miqa.registry import TRANSFORMS
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+VIT_MEAN = (0.5, 0.5, 0.5)
+VIT_STD = (0.5, 0.5, 0.5)
+
+Size = Union[int, Sequence[int]]
+
+
+def _hw(size: Size) -> Tuple[int, int]:
+    """``(h, w)`` of an int (square) or a ``(h, w)`` pair."""
+    if isinstance(size, int):
+        return size, size
+    h, w = size
+    return int(h), int(w)
+
+
+def read_rgb(path: str) -> np.ndarray:
+    """Decode an image file to RGB uint8 HxWx3 (grayscale -> 3 channels, alpha dropped,
+    16-bit scaled to 8-bit). Raises ``OSError`` naming the file when it cannot be read."""
+    try:
+        buffer = np.fromfile(path, dtype=np.uint8)
+        img = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED) if buffer.size else None
+    except (OSError, cv2.error) as err:
+        raise OSError(f'cannot read image {path}: {err}') from None
+    if img is None:
+        raise OSError(f'cannot decode image {path} ({"empty file" if not buffer.size else "not an image"})')
+    if img.dtype == np.uint16:
+        img = (img.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
+    elif img.dtype != np.uint8:
+        raise OSError(f'cannot read image {path}: unsupported pixel type {img.dtype}')
+    if img.ndim == 2:
+        return np.ascontiguousarray(np.repeat(img[:, :, None], 3, axis=2))
+    if img.shape[2] == 1:
+        return np.ascontiguousarray(np.repeat(img, 3, axis=2))
+    return np.ascontiguousarray(img[:, :, 2::-1])  # BGR(A) -> RGB
+
+
+@TRANSFORMS.register_module()
+class LoadImage:
+    """Read ``results['img_path']`` into ``results['img']`` (RGB uint8 HxWx3).
+
+    Args:
+        on_error: what an unreadable, missing or empty file does. ``'skip'``: return None
+            and log a warning with the path and a running count (training: mmengine refetches
+            another index). ``'flag'``: a black image of ``flag_size`` and
+            ``results['valid'] = False`` (evaluation: the sample keeps its place and the
+            metric excludes it). ``'error'``: raise ``OSError`` naming the file.
+        flag_size: ``(h, w)`` of the black image of ``'flag'``.
+    """
+
+    def __init__(self, on_error: str = 'skip', flag_size: Size = (288, 288)) -> None:
+        if on_error not in ('skip', 'flag', 'error'):
+            raise ValueError(f"on_error must be 'skip', 'flag' or 'error', got {on_error!r}")
+        self.on_error = on_error
+        self.flag_size = _hw(flag_size)
+        self.num_failed = 0
+
+    def __call__(self, results: dict) -> Optional[dict]:
+        path = results['img_path']
+        try:
+            img = read_rgb(path)
+            results.setdefault('valid', True)
+        except OSError as err:
+            if self.on_error == 'error':
+                raise
+            self.num_failed += 1
+            print_log(f'LoadImage: {err} ({self.num_failed} unreadable so far, on_error={self.on_error!r})',
+                      logger='current', level=logging.WARNING)
+            if self.on_error == 'skip':
+                return None
+            img = np.zeros((*self.flag_size, 3), np.uint8)
+            results['valid'] = False
+        results['img'] = img
+        results['img_shape'] = results['ori_shape'] = img.shape[:2]
+        return results
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}(on_error={self.on_error!r})'
+
+
+def _resize(img: np.ndarray, hw: Tuple[int, int]) -> np.ndarray:
+    """Bilinear warp to ``hw`` with PIL, as torchvision's ``Resize`` does on PIL images."""
+    if img.shape[:2] == hw:
+        return img
+    return np.array(Image.fromarray(img).resize((hw[1], hw[0]), Image.BILINEAR))
+
+
+def _to_uint8_tensor(img: np.ndarray) -> torch.Tensor:
+    """CHW uint8 tensor (normalised later on the device by ``MIQADataPreprocessor``)."""
+    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
+
+
+def _to_normalized_tensor(img: np.ndarray, mean: Optional[Sequence[float]],
+                          std: Optional[Sequence[float]]) -> torch.Tensor:
+    """CHW float32 ``(img / 255 - mean) / std``, the arithmetic of ToTensor + Normalize;
+    with ``mean=None`` the uint8 tensor itself."""
+    if mean is None:
+        return _to_uint8_tensor(img)
+    tensor = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).to(torch.float32).div(255)
+    mean_t = torch.as_tensor(mean, dtype=torch.float32)[:, None, None]
+    std_t = torch.as_tensor(std, dtype=torch.float32)[:, None, None]
+    return tensor.sub_(mean_t).div_(std_t).contiguous()
+
+
+@TRANSFORMS.register_module()
+class Resize:
+    """Square warp (aspect ratio not kept) of ``results['img']`` to ``size`` = int or ``(h, w)``."""
+
+    def __init__(self, size: Size = 288) -> None:
+        self.size = _hw(size)
+
+    def __call__(self, results: dict) -> dict:
+        results['img'] = _resize(results['img'], self.size)
+        results['img_shape'] = self.size
+        return results
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}(size={self.size})'
+
+
+@TRANSFORMS.register_module()
+class RegionView:
+    """The region encoder's input (spec §4): the whole warped image in ``results['region_inputs']``;
+    resizes only if the image is not ``size``. By default a CHW uint8 tensor that the model's
+    ``MIQADataPreprocessor`` normalises on the device (ImageNet statistics); with ``mean``/``std``
+    given, a normalised float32 tensor instead."""
+
+    def __init__(self, size: Size = 288, mean: Optional[Sequence[float]] = None,
+                 std: Optional[Sequence[float]] = None) -> None:
+        if (mean is None) != (std is None):
+            raise ValueError('RegionView: give both mean and std, or neither')
+        self.size = _hw(size)
+        self.mean = None if mean is None else tuple(mean)
+        self.std = None if std is None else tuple(std)
+
+    def __call__(self, results: dict) -> dict:
+        img = _resize(results['img'], self.size)
+        results['region_inputs'] = _to_normalized_tensor(img, self.mean, self.std)
+        return results
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}(size={self.size}, mean={self.mean}, std={self.std})'
+
+
+def _crop(results: dict, top: int, left: int, hw: Tuple[int, int]) -> dict:
+    results['img'] = results['img'][top:top + hw[0], left:left + hw[1]]
+    results['img_shape'] = hw
+    return results
+
+
+@TRANSFORMS.register_module()
+class RandomCrop:
+    """Crop of ``size`` at a position drawn with ``np.random.randint`` (numpy's global RNG, so
+    mmengine's seeding makes it reproducible), like torchvision's ``RandomCrop``."""
+
+    def __init__(self, size: Size = 224) -> None:
+        self.size = _hw(size)
+
+    def __call__(self, results: dict) -> dict:
+        h, w = results['img'].shape[:2]
+        th, tw = self.size
+        if h < th or w < tw:
+            raise ValueError(f'RandomCrop{self.size} is larger than the {h}x{w} image '
+                             f'{results.get("img_path")}; put Resize first')
+        return _crop(results, np.random.randint(0, h - th + 1), np.random.randint(0, w - tw + 1), self.size)
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}(size={self.size})'
+
+
+@TRANSFORMS.register_module()
+class CenterCrop:
+    """Centre crop with torchvision's rounding ``top = int(round((h - th) / 2.))``; an image
+    smaller than ``size`` is first zero-padded as torchvision does."""
+
+    def __init__(self, size: Size = 224) -> None:
+        self.size = _hw(size)
+
+    def __call__(self, results: dict) -> dict:
+        img = results['img']
+        h, w = img.shape[:2]
+        th, tw = self.size
+        if h < th or w < tw:
+            pad_h, pad_w = max(th - h, 0), max(tw - w, 0)
+            img = np.pad(img, ((pad_h // 2, (pad_h + 1) // 2), (pad_w // 2, (pad_w + 1) // 2), (0, 0)))
+            results['img'] = img
+            h, w = img.shape[:2]
+        return _crop(results, int(round((h - th) / 2.0)), int(round((w - tw) / 2.0)), self.size)
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}(size={self.size})'
+
+
+@TRANSFORMS.register_module()
+class Normalize:
+    """``results['inputs']``: CHW float32 tensor ``(img / 255 - mean) / std`` (mean/std in [0, 1]
+    units, as torchvision's ToTensor + Normalize)."""
+
+    def __init__(self, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> None:
+        self.mean, self.std = tuple(mean), tuple(std)
+
+    def __call__(self, results: dict) -> dict:
+        results['inputs'] = _to_normalized_tensor(results['img'], self.mean, self.std)
+        return results
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}(mean={self.mean}, std={self.std})'
+
+
+@TRANSFORMS.register_module()
+class PackMIQAInputs:
+    """``dict(inputs, data_samples[, region_inputs])`` for mmengine's ``default_collate``.
+
+    ``inputs`` is what ``Normalize`` wrote, or else the image as a CHW uint8 tensor: the
+    reference configs normalise on the device, in the model's ``MIQADataPreprocessor`` (per
+    backbone, spec §6), which also moves 4x fewer bytes than float32.
+
+    ``data_samples`` carries the fields of docs/CONTRACTS.md, never None: an unlabelled image
+    gets ``gt_score=nan``, ``sample_idx=-1``, empty strings and levels 0.
+    """
+    #: data_samples key -> (type, value when the results lack it)
+    META = dict(gt_score=(float, float('nan')), sample_idx=(int, -1), valid=(bool, True),
+                distortion=(str, ''), region=(str, ''), src_id=(str, ''), img_path=(str, ''),
+                fg_level=(int, 0), bg_level=(int, 0))
+
+    def __call__(self, results: dict) -> dict:
+        if 'inputs' not in results:
+            results['inputs'] = _to_uint8_tensor(results['img'])
+        data_samples = {}
+        for key, (kind, default) in self.META.items():
+            value = results.get(key)
+            data_samples[key] = default if value is None else kind(value)
+        packed = dict(inputs=results['inputs'], data_samples=data_samples)
+        if 'region_inputs' in results:
+            packed['region_inputs'] = results['region_inputs']
+        return packed
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}()'
