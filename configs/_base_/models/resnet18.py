@@ -1,0 +1,9 @@
+# ResNet-18 baseline (spec §5): torchvision resnet18, `fc` -> Linear(512, 1); ImageNet weights from a local file
+# (pretrained=True: $MIQA_HOME/weights/, see README "Weights"); ImageNet normalisation (spec §6).
+method = 'ResNet-18'
+model = dict(
+    type='IQARegressor',
+    backbone=dict(name='resnet18', pretrained=True),
+    loss=dict(type='MSELoss'),
+    data_preprocessor=dict(type='MIQADataPreprocessor', mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)),
+)

@@ -1,0 +1,5 @@
+# EfficientNet-b5, image classification, accuracy labels.
+_base_ = ['./efficientnet_b5_cls.py']
+train_dataloader = dict(dataset=dict(label_type='accuracy'))
+val_dataloader = dict(dataset=dict(label_type='accuracy'))
+test_dataloader = dict(dataset=dict(label_type='accuracy'))

@@ -1,0 +1,5 @@
+# RA-MIQA, image classification, accuracy labels.
+_base_ = ['../ra_miqa_cls.py']
+train_dataloader = dict(dataset=dict(label_type='accuracy'))
+val_dataloader = dict(dataset=dict(label_type='accuracy'))
+test_dataloader = dict(dataset=dict(label_type='accuracy'))

@@ -1,0 +1,5 @@
+# RA-MIQA, image classification, consistency labels.
+_base_ = ['../ra_miqa_cls.py']
+train_dataloader = dict(dataset=dict(label_type='consistency'))
+val_dataloader = dict(dataset=dict(label_type='consistency'))
+test_dataloader = dict(dataset=dict(label_type='consistency'))

@@ -1,0 +1,5 @@
+# RA-MIQA, object detection, consistency labels.
+_base_ = ['../ra_miqa_det.py']
+train_dataloader = dict(dataset=dict(label_type='consistency'))
+val_dataloader = dict(dataset=dict(label_type='consistency'))
+test_dataloader = dict(dataset=dict(label_type='consistency'))

@@ -1,0 +1,5 @@
+# RA-MIQA, instance segmentation, consistency labels.
+_base_ = ['../ra_miqa_ins.py']
+train_dataloader = dict(dataset=dict(label_type='consistency'))
+val_dataloader = dict(dataset=dict(label_type='consistency'))
+test_dataloader = dict(dataset=dict(label_type='consistency'))

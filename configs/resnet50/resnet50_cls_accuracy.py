@@ -1,0 +1,5 @@
+# ResNet-50, image classification, accuracy labels.
+_base_ = ['./resnet50_cls.py']
+train_dataloader = dict(dataset=dict(label_type='accuracy'))
+val_dataloader = dict(dataset=dict(label_type='accuracy'))
+test_dataloader = dict(dataset=dict(label_type='accuracy'))

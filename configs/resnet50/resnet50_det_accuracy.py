@@ -1,0 +1,5 @@
+# ResNet-50, object detection, accuracy labels.
+_base_ = ['./resnet50_det.py']
+train_dataloader = dict(dataset=dict(label_type='accuracy'))
+val_dataloader = dict(dataset=dict(label_type='accuracy'))
+test_dataloader = dict(dataset=dict(label_type='accuracy'))

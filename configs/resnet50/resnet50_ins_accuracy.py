@@ -1,0 +1,5 @@
+# ResNet-50, instance segmentation, accuracy labels.
+_base_ = ['./resnet50_ins.py']
+train_dataloader = dict(dataset=dict(label_type='accuracy'))
+val_dataloader = dict(dataset=dict(label_type='accuracy'))
+test_dataloader = dict(dataset=dict(label_type='accuracy'))

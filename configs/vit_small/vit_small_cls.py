@@ -1,0 +1,3 @@
+# ViT-small on MIQD-2.5M image classification, composite labels, reference recipe (spec §6).
+_base_ = ['../_base_/models/vit_small.py', '../_base_/datasets/miqd_cls.py',
+          '../_base_/schedules/miqa_5e.py', '../_base_/default_runtime.py']

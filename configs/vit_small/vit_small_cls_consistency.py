@@ -1,0 +1,5 @@
+# ViT-small, image classification, consistency labels.
+_base_ = ['./vit_small_cls.py']
+train_dataloader = dict(dataset=dict(label_type='consistency'))
+val_dataloader = dict(dataset=dict(label_type='consistency'))
+test_dataloader = dict(dataset=dict(label_type='consistency'))

@@ -1,0 +1,5 @@
+# ViT-small, object detection, accuracy labels.
+_base_ = ['./vit_small_det.py']
+train_dataloader = dict(dataset=dict(label_type='accuracy'))
+val_dataloader = dict(dataset=dict(label_type='accuracy'))
+test_dataloader = dict(dataset=dict(label_type='accuracy'))

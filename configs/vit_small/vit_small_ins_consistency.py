@@ -1,0 +1,5 @@
+# ViT-small, instance segmentation, consistency labels.
+_base_ = ['./vit_small_ins.py']
+train_dataloader = dict(dataset=dict(label_type='consistency'))
+val_dataloader = dict(dataset=dict(label_type='consistency'))
+test_dataloader = dict(dataset=dict(label_type='consistency'))

