@@ -61,3 +61,10 @@ def test_epochs_flag_stretches_the_schedule():
     cosine = [s for s in cfg.param_scheduler if s.type == 'CosineAnnealingLR'][0]
     assert cosine.end == 8 and cosine.T_max == 8 - cosine.begin
     assert cfg.train_dataloader.batch_size == 16 and cfg.optim_wrapper.optimizer.lr == 3e-4
+
+
+def test_epochs_shorter_than_warmup_keeps_a_valid_schedule():
+    cfg = Config.fromfile(str(CONFIGS / 'ra_miqa_cls.py'))
+    apply_overrides(cfg, epochs=1)
+    assert [s.type for s in cfg.param_scheduler] == ['LinearLR']
+    assert cfg.param_scheduler[0].end == 1

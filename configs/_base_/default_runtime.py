@@ -5,8 +5,9 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50),          # progress, ETA, loss, lr
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2,
-                    save_best='SRCC', rule='greater'),      # best checkpoint by val SRCC (spec §6)
+    # best checkpoint by val SRCC (spec §6), also after mid-epoch validations
+    checkpoint=dict(type='MultiValCheckpointHook', interval=1, max_keep_ckpts=2,
+                    save_best='SRCC', rule='greater'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
 )
 

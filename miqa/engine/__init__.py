@@ -1,4 +1,5 @@
 """Runner-side components registered in miqa's registries."""
+from .hooks import MultiValCheckpointHook
 from .loops import MultiValEpochBasedTrainLoop
 
-__all__ = ['MultiValEpochBasedTrainLoop']
+__all__ = ['MultiValCheckpointHook', 'MultiValEpochBasedTrainLoop']

@@ -5,9 +5,11 @@ copied into every dataloader's dataset when the config is parsed, so overriding 
 (``--data-root`` or ``--cfg-options data_root=...``) must re-apply it to the datasets; that
 is what :func:`apply_overrides` does.
 """
+import logging
 from typing import Optional
 
 from mmengine.config import Config
+from mmengine.logging import print_log
 
 DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
@@ -30,14 +32,27 @@ def set_data_root(cfg: Config, data_root: str) -> None:
 
 
 def set_max_epochs(cfg: Config, epochs: int) -> None:
-    """Change the training length and stretch epoch-based schedulers that ended at the old length."""
+    """Change the training length; epoch-based schedulers that ended at the old length (or
+    past the new one) end at the new one, and those that would begin after it are dropped
+    (e.g. ``--epochs 1`` keeps only the warm-up)."""
     old = cfg.train_cfg.max_epochs
     cfg.train_cfg.max_epochs = epochs
+    kept = []
     for sched in cfg.get('param_scheduler') or []:
-        if sched.get('end') == old:
+        if not sched.get('by_epoch', True):
+            kept.append(sched)
+            continue
+        if sched.get('begin', 0) >= epochs:
+            print_log(f'--epochs {epochs}: dropping {sched["type"]} (begins at epoch {sched["begin"]})',
+                      logger='current', level=logging.WARNING)
+            continue
+        if sched.get('end') == old or (sched.get('end') or 0) > epochs:
             sched['end'] = epochs
             if 'T_max' in sched:
                 sched['T_max'] = epochs - sched.get('begin', 0)
+        kept.append(sched)
+    if cfg.get('param_scheduler') is not None:
+        cfg.param_scheduler = kept
 
 
 def apply_overrides(cfg: Config, data_root: Optional[str] = None, batch_size: Optional[int] = None,
