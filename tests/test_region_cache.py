@@ -114,7 +114,9 @@ def test_without_paths_the_tensor_is_the_key(tmp_path):
     assert torch.equal(cached(x, None, r.clone()), first) and counter.calls == 1
     r2 = r.clone()
     r2[2, 0, 47, 47] += 1e-3  # outside any probe: the whole tensor is hashed
-    assert torch.equal(cached(x, None, r2), plain(x, None, r2)) and counter.sizes == [3, 1]
+    # the miss is encoded alone: equal to the uncached model up to batch-composition rounding
+    torch.testing.assert_close(cached(x, None, r2), plain(x, None, r2), rtol=1e-5, atol=1e-6)
+    assert counter.sizes == [3, 1]
 
 
 def test_disk_cache_is_shared_and_atomic(tmp_path):

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# One prepared GPU check (< 5 min): CUDA tests, AMP training steps through tools/train.py,
+# and the train-step throughput table. Run from the repository root on a GPU machine:
+#   bash benchmarks/gpu_smoke.sh [OUT_DIR]
+# Where the machine lacks mmengine-lite (and friends), put their wheels in .whl/ first
+# (see README, "GPU check").
+set -uo pipefail
+OUT=${1:-${OUT:-work_dirs/gpu_smoke}}
+mkdir -p "$OUT"
+if [ -d .whl ] && ! python3 -c 'import mmengine' 2>/dev/null; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl
+  export PYTHONPATH=/tmp/site:${PYTHONPATH:-}
+fi
+export PYTHONPATH=$PWD:${PYTHONPATH:-} HF_HUB_OFFLINE=1 WANDB_MODE=offline PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
+python3 -c 'import torch, timm, mmengine; print("torch", torch.__version__, "timm", timm.__version__, "mmengine", mmengine.__version__)' | tee -a "$OUT/gpu.txt"
+
+echo "== CUDA tests"
+python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py tests/test_models.py tests/test_region_cache.py 2>&1 | tail -5 | tee "$OUT/tests.txt"
+
+echo "== AMP training on the fixture tree (tools/train.py --amp, then tools/test.py)"
+python3 - "$OUT" <<'PY' 2>&1 | tail -25 | tee "$OUT/train.txt"
+import subprocess, sys, pathlib, json
+from miqa.testing import make_miqd_tree
+sys.path.insert(0, 'tests')
+from test_tools import tiny_config
+out = pathlib.Path(sys.argv[1]).resolve()
+tree = make_miqd_tree(out / 'miqd')
+cfg = tiny_config(out / 'tiny.py', tree['root'])
+work = out / 'work'
+subprocess.run([sys.executable, 'tools/train.py', str(cfg), '--amp', '--work-dir', str(work)], check=True,
+               capture_output=True)
+res = subprocess.run([sys.executable, 'tools/test.py', str(cfg), str(work / 'epoch_2.pth'),
+                      '--work-dir', str(work)], check=True, capture_output=True, text=True)
+print(res.stdout[-1500:])
+PY
+
+echo "== train-step throughput"
+for bs in 32 128; do
+  python3 benchmarks/bench_train_step.py --device cuda --batch-size $bs --steps 10 --amp 2>&1 | grep -v WARNING | tee "$OUT/throughput_bs$bs.txt"
+done
+python3 benchmarks/bench_train_step.py --device cuda --batch-size 128 --steps 10 2>&1 | grep -v WARNING | tee "$OUT/throughput_bs128_fp32.txt"
