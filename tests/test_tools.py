@@ -141,8 +141,9 @@ def test_torchrun_two_processes_train_and_evaluate_like_one(trained):
     tmp, cfg, work = trained
     ddp_work = tmp / 'ddp'
     run([str(ROOT / 'tools/train.py'), str(cfg), '--work-dir', str(ddp_work), '--epochs', '1',
-         '--cfg-options', 'train_cfg.val_per_epoch=1'], cwd=tmp, nproc=2)
+         '--wandb', 'miqa-test', '--cfg-options', 'train_cfg.val_per_epoch=1'], cwd=tmp, nproc=2)
     assert (ddp_work / 'epoch_1.pth').is_file()
+    assert list(ddp_work.glob('wandb/offline-run-*'))  # the --wandb switch, offline, no account
 
     # 13 val images on 2 ranks: the sampler pads one; every sample must count once. Batch size 1
     # so that each image meets the same float kernels in both runs (batch composition differs).

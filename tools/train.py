@@ -28,6 +28,9 @@ def parse_args(argv=None):
     parser.add_argument('--lr', type=float, help='base learning rate')
     parser.add_argument('--epochs', type=int, help='training epochs (schedulers follow)')
     parser.add_argument('--seed', type=int, help='random seed (default from the config)')
+    parser.add_argument('--wandb', metavar='PROJECT',
+                        help='also log to Weights & Biases (offline unless WANDB_MODE=online; '
+                             'offline runs need no account: `wandb sync` uploads them later)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                         help='override config keys, e.g. model.head_dropout=0.1 data_root=/data/miqd')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
@@ -47,6 +50,10 @@ def build_config(args) -> Config:
                     epochs=args.epochs, work_dir=work_dir)
     if args.seed is not None:
         cfg.setdefault('randomness', {})['seed'] = args.seed
+    if args.wandb:
+        mode = os.environ.get('WANDB_MODE', 'offline')
+        cfg.visualizer.vis_backends.append(
+            dict(type='WandbVisBackend', init_kwargs=dict(project=args.wandb, mode=mode, dir=work_dir)))
     if args.amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')

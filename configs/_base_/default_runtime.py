@@ -17,11 +17,9 @@ env_cfg = dict(
     dist_cfg=dict(backend='nccl'),                          # tools switch to gloo without CUDA
 )
 
-# Scalars go to work_dirs/<exp>/<time>/vis_data (JSON) and TensorBoard.
-# wandb in one line (offline mode needs no account; `wandb sync` later):
-#   --cfg-options "visualizer.vis_backends+=[dict(type='WandbVisBackend',init_kwargs=dict(project='miqa',mode='offline'))]"
-# or uncomment:
-# vis_backends.append(dict(type='WandbVisBackend', init_kwargs=dict(project='miqa', mode='offline')))
+# Scalars go to work_dirs/<exp>/<time>/vis_data (JSON) and TensorBoard
+# (`tensorboard --logdir work_dirs`). wandb in one switch: `tools/train.py CFG --wandb PROJECT`
+# (offline mode unless WANDB_MODE=online: no account needed, `wandb sync` uploads later).
 vis_backends = [dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')]
 visualizer = dict(type='Visualizer', vis_backends=vis_backends)
 
