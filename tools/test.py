@@ -12,13 +12,14 @@ import os
 import os.path as osp
 import time
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.dist import is_main_process
 from mmengine.runner import Runner
 
 from miqa.evaluation.iqa_metric import breakdown_table
 from miqa.evaluation.reference import paper_row
-from miqa.utils import apply_overrides, setup_runtime
+from miqa.utils import setup_runtime
+from miqa.utils.config import load_config, parse_runner_args
 from miqa.utils.io import atomic_write_text, unique_path
 
 
@@ -26,8 +27,6 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Test a miqa model on an MIQD split')
     parser.add_argument('config')
     parser.add_argument('checkpoint', help='a checkpoint from tools/train.py or tools/convert_checkpoint.py')
-    parser.add_argument('--work-dir', help='where results go (default: work_dirs/<config name>)')
-    parser.add_argument('--data-root', help='folder holding miqa_cls/, miqa_det/, miqa_ins/')
     parser.add_argument('--task', choices=['cls', 'det', 'ins'], help='evaluate on this task (cross-task)')
     parser.add_argument('--label', choices=['composite', 'consistency', 'accuracy'],
                         help='evaluate against this label type')
@@ -37,21 +36,11 @@ def parse_args(argv=None):
     parser.add_argument('--method', help='name in the report row (default: the config\'s `method`)')
     parser.add_argument('--paper', action='store_true', help="print the paper's published row beside ours")
     parser.add_argument('--out', help='results JSON (default: <work-dir>/test_<ckpt>_<task>_<label>.json)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    return parse_runner_args(parser, argv)
 
 
 def build_config(args) -> Config:
-    cfg = Config.fromfile(args.config)
-    cfg.merge_from_dict(args.cfg_options)
-    cfg.launcher = args.launcher
-    work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
-        'work_dirs', osp.splitext(osp.basename(args.config))[0])
-    apply_overrides(cfg, data_root=args.data_root, work_dir=work_dir)
+    cfg = load_config(args)
     dataset = cfg.test_dataloader.dataset
     for key, value in (('task', args.task), ('label_type', args.label), ('split', args.split)):
         if value:

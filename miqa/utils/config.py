@@ -5,10 +5,13 @@ copied into every dataloader's dataset when the config is parsed, so overriding 
 (``--data-root`` or ``--cfg-options data_root=...``) must re-apply it to the datasets; that
 is what :func:`apply_overrides` does.
 """
+import argparse
 import logging
-from typing import Optional
+import os
+import os.path as osp
+from typing import Optional, Sequence
 
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 
 DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
@@ -75,3 +78,31 @@ def apply_overrides(cfg: Config, data_root: Optional[str] = None, batch_size: Op
     if work_dir is not None:
         cfg.work_dir = work_dir
     return cfg
+
+
+def add_runner_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options every Runner-based tool shares (work dir, data root, overrides, launcher)."""
+    parser.add_argument('--work-dir', help='output folder (default: work_dirs/<config name>)')
+    parser.add_argument('--data-root', help='folder holding miqa_cls/, miqa_det/, miqa_ins/')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
+                        help='override config keys, e.g. model.head_dropout=0.1 data_root=/data/miqd')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    return parser
+
+
+def parse_runner_args(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = None):
+    args = add_runner_args(parser).parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def load_config(args, **overrides) -> Config:
+    """``Config.fromfile`` + ``--cfg-options`` + launcher + work dir (default
+    ``work_dirs/<config name>``) + :func:`apply_overrides` (``--data-root`` and ``overrides``)."""
+    cfg = Config.fromfile(args.config)
+    cfg.merge_from_dict(args.cfg_options)
+    cfg.launcher = args.launcher
+    work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
+        'work_dirs', osp.splitext(osp.basename(args.config))[0])
+    return apply_overrides(cfg, data_root=args.data_root, work_dir=work_dir, **overrides)
