@@ -29,7 +29,8 @@ setup(
         'dev': ['pytest==9.2.0', 'pytest-cov==7.1.0', 'ruff==0.17.6', 'pre-commit==4.7.0',
                 'scikit-image==0.26.0'],
     },
-    include_package_data=True,
+    package_data={'miqa': ['evaluation/paper/*.csv', 'evaluation/paper/*.md', 'database/data/*.csv',
+                           'database/data/*.txt']},
     classifiers=[
         'Programming Language :: Python :: 3',
         'License :: OSI Approved :: MIT License',
