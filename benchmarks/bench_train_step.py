@@ -39,9 +39,10 @@ def make_batch(batch_size: int, folder: Path) -> dict:
         cv2.imwrite(str(path), rng.integers(0, 256, (288, 288, 3), dtype=np.uint8))
         paths.append(str(path))
     views = torch.from_numpy(np.stack([cv2.imread(p)[:, :, ::-1].transpose(2, 0, 1) for p in paths]))
+    samples = dict(gt_score=torch.rand(batch_size, dtype=torch.float64), img_path=paths,
+                   sample_idx=torch.arange(batch_size), valid=torch.ones(batch_size, dtype=bool))
     return dict(inputs=views[:, :, 32:256, 32:256].contiguous(), region_inputs=views.contiguous(),
-                data_samples=dict(gt_score=torch.rand(batch_size, dtype=torch.float64), img_path=paths,
-                                  sample_idx=torch.arange(batch_size), valid=torch.ones(batch_size, dtype=bool)))
+                data_samples=samples)
 
 
 def time_steps(cfg: dict, batch: dict, steps: int, device: str, amp: bool) -> float:
