@@ -1,0 +1,411 @@
+r"""Label formulas: machine outputs -> consistency and accuracy in [0, 1] (spec §1, §3).
+
+The paper does not publish its formulas; these are the framework's explicit, configurable
+choices (names in the tables below; ``MachineLabeller(consistency=..., accuracy=...)``).
+
+Classification (``p`` = a machine's softmax output on the pristine source, ``q`` = on the
+degraded image, ``G`` = the acceptable ImageNet classes of the photo):
+
+:data:`CLS_CONSISTENCY`
+
+- ``'prob_overlap'`` (**default**): :math:`\sum_k \min(p_k, q_k) = 1 - \mathrm{TV}(p, q)`.
+  The probability mass the two predictions share; equivalently the clean prediction's
+  retained probability :math:`\min(1, q_k / p_k)` averaged over classes weighted by
+  :math:`p_k`. 1 for identical outputs, 0 for disjoint ones; symmetric and continuous.
+- ``'retained_top1'``: :math:`\min(1, q_c / p_c)` with :math:`c = \arg\max p` (how much of the
+  clean top-1 confidence survives).
+- ``'js_similarity'``: :math:`1 - \mathrm{JS}(p, q) / \ln 2` (Jensen-Shannon divergence in nats,
+  normalised to [0, 1]).
+- ``'top1_agreement'``: :math:`[\arg\max q = \arg\max p]`.
+
+Worked case (``tests/test_labels.py``): :math:`p = (.8, .2, 0)`, :math:`q = (.2, .8, 0)` (the top
+class flipped) gives overlap 0.4, retained_top1 0.25, agreement 0.
+
+:data:`CLS_ACCURACY`
+
+- ``'gt_mass'`` (**default**): :math:`\sum_{k \in G} q_k`, the probability that the machine's
+  answer is acceptable (equals :math:`q_g` for one ground-truth class).
+- ``'gt_max'``: :math:`\max_{k \in G} q_k`.
+- ``'top1_hit'``, ``'top5_hit'``: :math:`[\arg\max q \in G]`, :math:`[\mathrm{top5}(q) \cap G \ne \emptyset]`.
+
+Detection / instance segmentation (:func:`coco_ap`, ``pycocotools``; boxes for det, masks
+for ins): ``metric`` = ``'ap'`` (**default**, AP@[.5:.95]), ``'ap50'`` or ``'ap75'`` (the paper's
+filtering plots) over one image, 101-point interpolated, at most ``max_dets`` = 100 detections.
+
+- consistency = AP of the degraded predictions against the clean predictions of the same
+  machine with score >= ``score_thr`` (default 0.5) taken as ground truth;
+- accuracy = AP of the degraded predictions against the annotations (crowd regions ignored).
+
+As in COCO, the AP averages over the categories present in the reference; detections of other
+categories do not lower it (``use_cats=False``: class-agnostic matching instead). A reference
+without (non-crowd) objects makes AP undefined; the label is then 1.0 if the prediction has no
+detection with score >= ``score_thr`` either (agreement on "nothing here"), else 0.0. A
+non-empty reference with no predictions gives 0.0.
+
+Aggregation over the M machines (:func:`aggregate`): ``weighted_*`` =
+:math:`\sum_m w_m x_m / \sum_m w_m` (``weights``: ``None`` = uniform, a list in machine
+order, or a dict name -> weight); ``mean_*`` and ``std_*`` are the plain mean and the
+population std (ddof=0).
+
+:func:`build_labeller` makes the builder's labeller from a config (``labeller=dict(
+type='MachineLabeller', task='cls', machines=[...], ...)``); ``label(source, variants,
+annotation)`` scores every variant, ``describe()`` feeds the manifest.
+"""
+import contextlib
+import io
+import math
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
+
+import numpy as np
+
+from .machines import Detections, Machine, build_machine, check_unique_names, package_version
+
+LABEL_KEYS = ('weighted_consistency', 'weighted_accuracy', 'mean_consistency', 'std_consistency',
+              'mean_accuracy', 'std_accuracy')
+TASKS = ('cls', 'det', 'ins')
+_EPS = 1e-12
+
+
+# ---------------------------------------------------------------- classification
+def prob_overlap(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """:math:`\\sum_k \\min(p_k, q_k)` (= 1 - total variation); ``p`` (C,), ``q`` (N, C) -> (N,)."""
+    return np.minimum(p[None], q).sum(-1)
+
+
+def retained_top1(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """:math:`\\min(1, q_c / p_c)`, ``c`` = the clean top-1 class."""
+    c = int(np.argmax(p))
+    return np.minimum(1.0, q[:, c] / max(p[c], _EPS))
+
+
+def js_similarity(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """:math:`1 - \\mathrm{JS}(p, q) / \\ln 2`."""
+    p = p[None]
+    m = 0.5 * (p + q)
+
+    def kl(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        with np.errstate(divide='ignore', invalid='ignore'):
+            terms = np.where(a > 0, a * (np.log(np.maximum(a, _EPS)) - np.log(np.maximum(b, _EPS))), 0.0)
+        return terms.sum(-1)
+
+    return 1.0 - (0.5 * kl(p, m) + 0.5 * kl(q, m)) / math.log(2)
+
+
+def top1_agreement(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """:math:`[\\arg\\max q = \\arg\\max p]`."""
+    return (q.argmax(-1) == int(np.argmax(p))).astype(np.float64)
+
+
+#: cls consistency formulas: ``f(p (C,), q (N, C)) -> (N,)``.
+CLS_CONSISTENCY: Dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    'prob_overlap': prob_overlap, 'retained_top1': retained_top1, 'js_similarity': js_similarity,
+    'top1_agreement': top1_agreement}
+
+
+def gt_mass(q: np.ndarray, classes: Sequence[int]) -> np.ndarray:
+    """:math:`\\sum_{k \\in G} q_k`; ``q`` (N, C) -> (N,)."""
+    return q[:, list(classes)].sum(-1)
+
+
+def gt_max(q: np.ndarray, classes: Sequence[int]) -> np.ndarray:
+    """:math:`\\max_{k \\in G} q_k`."""
+    return q[:, list(classes)].max(-1)
+
+
+def _topk_hit(k: int) -> Callable[[np.ndarray, Sequence[int]], np.ndarray]:
+    def hit(q: np.ndarray, classes: Sequence[int]) -> np.ndarray:
+        top = np.argsort(-q, axis=-1, kind='stable')[:, :k]
+        return np.isin(top, list(classes)).any(-1).astype(np.float64)
+    hit.__name__ = f'top{k}_hit'
+    hit.__doc__ = f'1 if one of the top-{k} classes is acceptable, else 0.'
+    return hit
+
+
+#: cls accuracy formulas: ``f(q (N, C), classes) -> (N,)``.
+CLS_ACCURACY: Dict[str, Callable[[np.ndarray, Sequence[int]], np.ndarray]] = {
+    'gt_mass': gt_mass, 'gt_max': gt_max, 'top1_hit': _topk_hit(1), 'top5_hit': _topk_hit(5)}
+
+
+def cls_classes(annotation: Any, num_classes: int) -> List[int]:
+    """The acceptable class indices of a cls annotation (an int or a list of ints)."""
+    values = [annotation] if isinstance(annotation, (int, np.integer)) else list(annotation)
+    classes = sorted({int(v) for v in values})
+    if not classes or any(not 0 <= c < num_classes for c in classes):
+        raise ValueError(f'cls annotation must hold class indices in 0..{num_classes - 1}, '
+                         f'got {annotation!r}')
+    return classes
+
+
+# ---------------------------------------------------------------- detection / instance segmentation
+#: AP variants: name -> IoU threshold (``None`` = the mean over .50:.05:.95).
+DET_METRICS: Dict[str, Optional[float]] = {'ap': None, 'ap50': 0.5, 'ap75': 0.75}
+
+
+def _rle(mask: np.ndarray) -> dict:
+    from pycocotools import mask as mask_utils
+
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    rle['counts'] = rle['counts'].decode('ascii')
+    return rle
+
+
+def detections_to_annotations(det: Detections, score_thr: float, iou_type: str) -> List[dict]:
+    """Detections with score >= ``score_thr`` as COCO ground-truth annotations (xywh boxes)."""
+    anns = []
+    for i in np.flatnonzero(det['scores'] >= score_thr):
+        x0, y0, x1, y1 = (float(v) for v in det['boxes'][i])
+        ann = dict(bbox=[x0, y0, x1 - x0, y1 - y0], category_id=int(det['labels'][i]), iscrowd=0,
+                   area=max(0.0, x1 - x0) * max(0.0, y1 - y0))
+        if iou_type == 'segm':
+            ann['segmentation'] = _rle(det['masks'][i])
+            ann['area'] = float(det['masks'][i].sum())
+        anns.append(ann)
+    return anns
+
+
+def _results(det: Detections, iou_type: str, max_dets: int) -> List[dict]:
+    order = np.argsort(-det['scores'], kind='stable')[:max_dets]
+    out = []
+    for i in order:
+        x0, y0, x1, y1 = (float(v) for v in det['boxes'][i])
+        res = dict(image_id=1, category_id=int(det['labels'][i]), score=float(det['scores'][i]),
+                   bbox=[x0, y0, x1 - x0, y1 - y0])
+        if iou_type == 'segm':
+            res['segmentation'] = _rle(det['masks'][i])
+        out.append(res)
+    return out
+
+
+def coco_ap(reference: Optional[Sequence[Mapping[str, Any]]], prediction: Detections,
+            image_size: Sequence[int], iou_type: str = 'bbox', metric: str = 'ap', score_thr: float = 0.5,
+            use_cats: bool = True, max_dets: int = 100) -> float:
+    """COCO AP of one image's ``prediction`` against ``reference`` annotations (module doc).
+
+    Args:
+        reference: COCO annotation dicts (``bbox`` xywh, ``category_id``, ``iscrowd``, ``area``,
+            ``segmentation`` for ``'segm'``).
+        prediction: :class:`~miqa.database.machines.Detections`.
+        image_size: ``(H, W)`` (polygon / RLE decoding).
+        iou_type: ``'bbox'`` or ``'segm'``.
+        metric: a key of :data:`DET_METRICS`.
+        score_thr: only used when the reference is empty (see the module doc).
+    """
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    if metric not in DET_METRICS:
+        raise KeyError(f'metric {metric!r} unknown; choose from {sorted(DET_METRICS)}')
+    reference = list(reference or [])
+    if not any(not ann.get('iscrowd', 0) for ann in reference):
+        return float(not np.any(prediction['scores'] >= score_thr))
+    results = _results(prediction, iou_type, max_dets)
+    if not results:
+        return 0.0
+    h, w = (int(v) for v in image_size[:2])
+    gts = []
+    for i, ann in enumerate(reference, 1):
+        ann = dict(ann, id=i, image_id=1)
+        ann.setdefault('iscrowd', 0)
+        ann.setdefault('area', float(ann['bbox'][2] * ann['bbox'][3]))
+        gts.append(ann)
+    cats = sorted({a['category_id'] for a in gts} | {r['category_id'] for r in results})
+    gt = COCO()
+    gt.dataset = dict(images=[dict(id=1, height=h, width=w)], annotations=gts,
+                      categories=[dict(id=c, name=str(c)) for c in cats])
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt.createIndex()
+        dt = gt.loadRes(results)
+        ev = COCOeval(gt, dt, iou_type)
+        ev.params.imgIds = [1]
+        ev.params.maxDets = [max_dets]
+        ev.params.useCats = int(use_cats)
+        ev.evaluate()
+        ev.accumulate()
+    precision = ev.eval['precision'][:, :, :, 0, -1]  # [iou, recall, category], area 'all'
+    iou = DET_METRICS[metric]
+    if iou is not None:
+        precision = precision[np.isclose(ev.params.iouThrs, iou)]
+    valid = precision[precision > -1]
+    return float(valid.mean()) if valid.size else 0.0
+
+
+# ---------------------------------------------------------------- aggregation
+def normalise_weights(weights: Union[None, Sequence[float], Mapping[str, float]],
+                      names: Sequence[str]) -> np.ndarray:
+    """Machine weights summing to 1 (``None``: uniform; list in machine order; dict name -> weight)."""
+    if weights is None:
+        w = np.ones(len(names))
+    elif isinstance(weights, Mapping):
+        unknown = sorted(set(weights) - set(names))
+        missing = [n for n in names if n not in weights]
+        if unknown or missing:
+            raise ValueError(f'weights: unknown machines {unknown}, missing {missing} '
+                             f'(machines: {list(names)})')
+        w = np.array([float(weights[n]) for n in names])
+    else:
+        w = np.asarray(list(weights), dtype=np.float64)
+        if w.shape != (len(names),):
+            raise ValueError(f'weights: {len(w)} values for {len(names)} machines')
+    if np.any(w < 0) or not np.isfinite(w).all() or w.sum() <= 0:
+        raise ValueError(f'weights must be finite, >= 0 and not all 0, got {w.tolist()}')
+    return w / w.sum()
+
+
+def aggregate(values: np.ndarray, weights: np.ndarray) -> Dict[str, np.ndarray]:
+    """``values`` (M machines, N images) -> ``weighted``, ``mean``, ``std`` (ddof=0), each (N,)."""
+    values = np.asarray(values, dtype=np.float64)
+    return dict(weighted=weights @ values, mean=values.mean(0), std=values.std(0))
+
+
+# ---------------------------------------------------------------- the labeller
+class MachineLabeller:
+    """Scores degraded images with a set of machines (the builder's labeller interface).
+
+    Args:
+        task: ``'cls'``, ``'det'`` or ``'ins'``.
+        machines: machine configs (``dict(type='EfficientNetLite', variant='lite1')``, built from
+            ``miqa.registry.MACHINES``) or :class:`~miqa.database.machines.Machine` instances,
+            all of this task.
+        consistency: cls: a key of :data:`CLS_CONSISTENCY` (default ``'prob_overlap'``);
+            det/ins: a key of :data:`DET_METRICS` (default ``'ap'``).
+        accuracy: cls: a key of :data:`CLS_ACCURACY` (default ``'gt_mass'``); det/ins: a key of
+            :data:`DET_METRICS` (default ``'ap'``).
+        weights: machine weights of the ``weighted_*`` labels (module doc).
+        score_thr: det/ins: clean detections with this score or more are the consistency reference.
+        use_cats, max_dets: det/ins: :func:`coco_ap` options.
+        num_classes: cls: the class count annotations are checked against.
+        missing_annotation: ``'error'`` (default): ``label`` raises without an annotation;
+            ``'nan'``: accuracy labels are NaN (consistency only).
+    """
+
+    def __init__(self, task: str = 'cls', machines: Sequence[Union[Machine, Mapping[str, Any]]] = (),
+                 consistency: Optional[str] = None, accuracy: Optional[str] = None,
+                 weights: Union[None, Sequence[float], Mapping[str, float]] = None, score_thr: float = 0.5,
+                 use_cats: bool = True, max_dets: int = 100, num_classes: int = 1000,
+                 missing_annotation: str = 'error') -> None:
+        if task not in TASKS:
+            raise ValueError(f'task must be one of {TASKS}, got {task!r}')
+        if not machines:
+            raise ValueError('MachineLabeller needs at least one machine')
+        if missing_annotation not in ('error', 'nan'):
+            raise ValueError(f"missing_annotation must be 'error' or 'nan', got {missing_annotation!r}")
+        self.task = task
+        self.machines = [build_machine(m) for m in machines]
+        wrong = [m.name for m in self.machines if m.task != task]
+        if wrong:
+            raise ValueError(f'machines {wrong} are not {task} machines')
+        self.names = check_unique_names(self.machines)
+        cls = task == 'cls'
+        cons_table, acc_table = (CLS_CONSISTENCY, CLS_ACCURACY) if cls else (DET_METRICS, DET_METRICS)
+        self.consistency = consistency or ('prob_overlap' if task == 'cls' else 'ap')
+        self.accuracy = accuracy or ('gt_mass' if task == 'cls' else 'ap')
+        for kind, name, table in (('consistency', self.consistency, cons_table),
+                                  ('accuracy', self.accuracy, acc_table)):
+            if name not in table:
+                raise KeyError(f'{task} {kind} {name!r} unknown; choose from {sorted(table)}')
+        self.weights = normalise_weights(weights, self.names)
+        self.score_thr, self.use_cats, self.max_dets = float(score_thr), bool(use_cats), int(max_dets)
+        self.num_classes, self.missing_annotation = int(num_classes), missing_annotation
+
+    # per machine: (consistency (N,), accuracy (N,)) of the variants
+    def _score_cls(self, machine: Machine, source: np.ndarray, images: List[np.ndarray],
+                   classes: Optional[List[int]]) -> tuple:
+        probs = machine.predict([source] + images)
+        p, q = probs[0], probs[1:]
+        cons = CLS_CONSISTENCY[self.consistency](p, q)
+        acc = CLS_ACCURACY[self.accuracy](q, classes) if classes is not None else np.full(len(q), np.nan)
+        return cons, acc
+
+    def _score_det(self, machine: Machine, source: np.ndarray, images: List[np.ndarray],
+                   annotation: Optional[Sequence[Mapping]]) -> tuple:
+        iou_type = 'segm' if self.task == 'ins' else 'bbox'
+        dets = machine.predict([source] + images)
+        reference = detections_to_annotations(dets[0], self.score_thr, iou_type)
+        kw = dict(iou_type=iou_type, score_thr=self.score_thr, use_cats=self.use_cats, max_dets=self.max_dets)
+        cons, acc = [], []
+        for image, det in zip(images, dets[1:]):
+            cons.append(coco_ap(reference, det, image.shape, metric=self.consistency, **kw))
+            acc.append(np.nan if annotation is None else coco_ap(annotation, det, image.shape,
+                                                                 metric=self.accuracy, **kw))
+        return np.array(cons), np.array(acc)
+
+    def label(self, source: np.ndarray, variants: Mapping[str, np.ndarray], annotation: Any
+              ) -> Dict[str, Dict[str, float]]:
+        """The six ``LABEL_KEYS`` for every variant file name (values in [0, 1])."""
+        names = list(variants)
+        if not names:
+            return {}
+        if annotation is None and self.missing_annotation == 'error':
+            raise ValueError(f'{self.task} accuracy needs an annotation (ImageNet class indices for cls, '
+                             'COCO annotations for det/ins); set missing_annotation="nan" for consistency '
+                             'only')
+        if self.task == 'cls':
+            reference = None if annotation is None else cls_classes(annotation, self.num_classes)
+            score = self._score_cls
+        else:
+            reference, score = annotation, self._score_det
+        images = [variants[n] for n in names]
+        per_machine = [score(m, source, images, reference) for m in self.machines]
+        cons = np.clip(np.stack([c for c, _ in per_machine]), 0.0, 1.0)
+        acc = np.clip(np.stack([a for _, a in per_machine]), 0.0, 1.0)
+        c, a = aggregate(cons, self.weights), aggregate(acc, self.weights)
+        columns = dict(weighted_consistency=c['weighted'], weighted_accuracy=a['weighted'],
+                       mean_consistency=c['mean'], std_consistency=c['std'],
+                       mean_accuracy=a['mean'], std_accuracy=a['std'])
+        return {name: {k: float(columns[k][i]) for k in LABEL_KEYS} for i, name in enumerate(names)}
+
+    def describe(self) -> Dict[str, Any]:
+        """Machines, formulas, weights and versions (recorded in the database manifest)."""
+        if self.task == 'cls':
+            formulas = dict(consistency=_doc(CLS_CONSISTENCY[self.consistency]),
+                            accuracy=_doc(CLS_ACCURACY[self.accuracy]))
+        else:
+            ap = 'COCO AP ({}) of the degraded predictions against {}'
+            clean = f'the clean predictions with score >= {self.score_thr}'
+            formulas = dict(
+                consistency=ap.format(self.consistency, clean),
+                accuracy=ap.format(self.accuracy, 'the annotations'),
+                empty_reference=f'1 if no prediction has score >= {self.score_thr}, else 0')
+        return dict(
+            type=type(self).__name__, task=self.task, consistency=self.consistency, accuracy=self.accuracy,
+            formulas=formulas, weights=dict(zip(self.names, self.weights.tolist())),
+            aggregation='weighted_* = sum_m w_m x_m (weights sum to 1); mean_*, std_* (ddof=0) over machines',
+            score_thr=self.score_thr, use_cats=self.use_cats, max_dets=self.max_dets,
+            machines=[m.describe() for m in self.machines],
+            versions={p: package_version(p) for p in ('torch', 'numpy', 'pycocotools', 'timm')})
+
+
+def _doc(fn: Callable) -> str:
+    return (fn.__doc__ or fn.__name__).strip().splitlines()[0]
+
+
+#: Labeller classes by ``type`` name (configs: ``labeller=dict(type=..., ...)``).
+LABELLERS: Dict[str, Callable[..., Any]] = {'MachineLabeller': MachineLabeller}
+
+
+def build_labeller(cfg: Union[Mapping[str, Any], Any]) -> Any:
+    """The builder's labeller from ``cfg`` (``type`` a key of :data:`LABELLERS`, default
+    ``'MachineLabeller'``); an object that already has ``label`` is returned as is."""
+    if hasattr(cfg, 'label') and not isinstance(cfg, Mapping):
+        return cfg
+    cfg = _plain_cfg(cfg)
+    kind = cfg.pop('type', 'MachineLabeller')
+    if kind not in LABELLERS:
+        raise KeyError(f'labeller type {kind!r} unknown; choose from {sorted(LABELLERS)}')
+    return LABELLERS[kind](**cfg)
+
+
+def _plain_cfg(cfg: Mapping[str, Any]) -> Dict[str, Any]:
+    """mmengine ConfigDicts (nested) -> plain dicts / lists."""
+    def plain(value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        return value
+    return plain(cfg)
+
+
+__all__ = ['CLS_CONSISTENCY', 'CLS_ACCURACY', 'DET_METRICS', 'LABEL_KEYS', 'LABELLERS', 'MachineLabeller',
+           'aggregate', 'build_labeller', 'coco_ap', 'detections_to_annotations', 'normalise_weights',
+           'prob_overlap', 'retained_top1', 'js_similarity', 'top1_agreement', 'gt_mass', 'gt_max']
