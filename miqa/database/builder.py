@@ -58,7 +58,7 @@ from miqa.datasets.index import (
 from miqa.datasets.naming import DISTORTIONS, VARIANTS, format_name, parse_name
 from miqa.datasets.splits import make_split, official_split_path
 from miqa.distortions import LEVEL_RANKS, get_distortion, to_rgb_uint8
-from miqa.registry import Registry
+from miqa.registry import SOURCES
 from miqa.utils.io import atomic_write_text
 from miqa.version import __version__
 
@@ -66,9 +66,9 @@ from .fusion import fusion_parameters, region_variants, soft_mask
 from .labels import LABEL_KEYS  # the six columns every labeller returns per image
 from .masks import MASK_SOURCES, find_mask_files, source_mask
 
-#: Source collectors: ``collector(**kwargs) -> [dict(src_id, path, group=None, annotation=None,
-#: category='')]``. Configs name one as ``sources=dict(type=<registered name or dotted path>, ...)``.
-SOURCES = Registry('source collector', scope='miqa', locations=['miqa.database'])
+# Source collectors (``miqa.registry.SOURCES``): ``collector(**kwargs) -> [dict(src_id, path,
+# group=None, annotation=None, category='')]``. Configs name one as
+# ``sources=dict(type=<registered name or dotted path>, ...)``.
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 MIN_SIDE = 8          # smaller sources are reported as unreadable
@@ -821,6 +821,10 @@ def _write_splits(out: str, task: str, records: Mapping[str, Mapping], settings:
         return dict(train=[], val=[])
     by_group = make_split(groups, settings['val_ratio'], settings['split_seed']) if len(groups) > 1 \
         else dict(train=groups, val=[])
+    if len(groups) > 1 and not by_group['val']:  # e.g. 2 groups at 80/20: val must not be empty
+        first = min(by_group['train'], key=lambda g: hashlib.blake2b(f'{settings["split_seed"]}:{g}'.encode(),
+                                                                     digest_size=8).digest())
+        by_group = dict(train=[g for g in by_group['train'] if g != first], val=[first])
     splits = {}
     for split, chosen in by_group.items():
         chosen = set(chosen)

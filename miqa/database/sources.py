@@ -22,7 +22,7 @@ in pixels of the original photo, end exclusive, or empty), ``group, imagenet_cla
 
 :func:`collect_miqd_mini` is the builder's source collector (``sources=dict(type=
 'miqa.database.sources.collect_miqd_mini', ...)``, also registered as ``'miqd_mini'`` in
-``miqa.database.builder.SOURCES``). The builder reads a source from its ``path`` only, so a crop
+``miqa.registry.SOURCES``). The builder reads a source from its ``path`` only, so a crop
 is written once, losslessly (PNG), into ``crop_dir`` (default ``$MIQA_HOME/cache/miqd_mini``),
 outside the repository; whole photos are read where their package installed them.
 """
@@ -43,7 +43,7 @@ from PIL import Image
 from miqa.utils.io import atomic_write_bytes
 from miqa.utils.paths import miqa_home
 
-from .builder import SOURCES
+from miqa.registry import SOURCES
 
 DATA_DIR = Path(__file__).with_name('data')
 TABLE = DATA_DIR / 'miqd_mini_sources.csv'

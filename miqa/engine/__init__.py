@@ -1,5 +1,6 @@
 """Runner-side components registered in miqa's registries."""
 from .hooks import MultiValCheckpointHook
+from .hvs_reference import HVSReferenceHook
 from .loops import MultiValEpochBasedTrainLoop
 
-__all__ = ['MultiValCheckpointHook', 'MultiValEpochBasedTrainLoop']
+__all__ = ['HVSReferenceHook', 'MultiValCheckpointHook', 'MultiValEpochBasedTrainLoop']
