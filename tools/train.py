@@ -9,6 +9,7 @@ import os
 from mmengine.config import Config
 from mmengine.runner import Runner
 
+from miqa.database import ensure_database
 from miqa.utils import setup_runtime
 from miqa.utils.config import load_config, parse_runner_args
 
@@ -55,6 +56,8 @@ def build_config(args) -> Config:
 def main(argv=None):
     args = parse_args(argv)
     cfg = build_config(args)
+    if cfg.get('database'):  # build-on-first-use (configs/demo/*); cached afterwards
+        ensure_database(cfg.database, out=cfg.get('data_root'))
     runner = Runner.from_cfg(cfg)
     runner.train()
 

@@ -40,10 +40,9 @@ import numpy as np
 from mmengine.logging import print_log
 from PIL import Image
 
+from miqa.registry import SOURCES
 from miqa.utils.io import atomic_write_bytes
 from miqa.utils.paths import miqa_home
-
-from miqa.registry import SOURCES
 
 DATA_DIR = Path(__file__).with_name('data')
 TABLE = DATA_DIR / 'miqd_mini_sources.csv'
