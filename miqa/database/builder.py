@@ -57,9 +57,10 @@ from miqa.datasets.index import (
 )
 from miqa.datasets.naming import DISTORTIONS, VARIANTS, format_name, parse_name
 from miqa.datasets.splits import make_split, official_split_path
+from miqa.datasets.transforms import read_rgb
 from miqa.distortions import LEVEL_RANKS, get_distortion, to_rgb_uint8
 from miqa.registry import SOURCES
-from miqa.utils.io import atomic_write_text
+from miqa.utils.io import atomic_write_bytes, atomic_write_text
 from miqa.version import __version__
 
 from .fusion import fusion_parameters, region_variants, soft_mask
@@ -360,20 +361,16 @@ class Prepared:
 
 
 def _read_image(path: str) -> Optional[np.ndarray]:
+    """RGB uint8 through the loader's decoder (grayscale, alpha, 16-bit handled); None if unreadable."""
     try:
-        data = np.fromfile(path, np.uint8)
+        return read_rgb(path)
     except OSError:
         return None
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    return None if img is None else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
 def _write_bytes(path: Path, data: bytes) -> None:
-    """Write via a temporary sibling and ``os.replace``: a file is whole or absent."""
-    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
-    with open(tmp, 'wb') as file:
-        file.write(data)
-    os.replace(tmp, path)
+    """A file is whole or absent (temporary sibling + ``os.replace``)."""
+    atomic_write_bytes(str(path), data)
 
 
 def _encode(ext: str, rgb: np.ndarray, params: Sequence[int]) -> bytes:
