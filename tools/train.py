@@ -9,7 +9,6 @@ import os
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from miqa.database import ensure_database
 from miqa.utils import setup_runtime
 from miqa.utils.config import load_config, parse_runner_args
 
@@ -57,6 +56,7 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = build_config(args)
     if cfg.get('database'):  # build-on-first-use (configs/demo/*); cached afterwards
+        from miqa.database import ensure_database  # the builder's machines load only when needed
         ensure_database(cfg.database, out=cfg.get('data_root'))
     runner = Runner.from_cfg(cfg)
     runner.train()
