@@ -19,6 +19,7 @@ from miqa.database.builder import (
     check_scores,
     collect_sources,
     finalize_database,
+    resplit_database,
     select_shard,
     source_seed,
 )
@@ -156,6 +157,25 @@ def test_split_by_group(reference: Path):
     assert len({s.split('_')[0] for s in val}) == 1  # 3 groups, 20 %: one group in val
     header = (official_split_path(reference, 'cls', 'train')).read_text().splitlines()[0]
     assert header == 'Image Name,Category,Quality Score'
+
+
+def test_resplit_keeps_groups_and_seed0_is_the_official_split(reference: Path, tmp_path: Path):
+    official = {s: read_split_file(official_split_path(reference, 'cls', s), 'cls').src_ids
+                for s in ('train', 'val')}
+    vals = []
+    for seed in range(4):
+        dest = tmp_path / f'seed{seed}'
+        splits = resplit_database(str(reference), 'cls', seed, dest=str(dest))
+        train = read_split_file(dest / 'miqa_cls_train.csv', 'cls').src_ids
+        val = read_split_file(dest / 'miqa_cls_val.csv', 'cls').src_ids
+        assert (train, val) == (splits['train'], splits['val'])
+        assert sorted(train + val) == ['astro_a', 'astro_b', 'cat', 'coffee'] and not set(train) & set(val)
+        assert ('astro_a' in val) == ('astro_b' in val)
+        vals.append(tuple(val))
+    assert list(vals[0]) == official['val'] and official['train']  # the build's split_seed is 0
+    assert len(set(vals)) > 1  # other seeds give other splits
+    with pytest.raises(FileNotFoundError, match='build the database first'):
+        resplit_database(str(tmp_path / 'nothing'), 'cls', 1)
 
 
 @pytest.mark.parametrize('split_file', ['official', None])

@@ -30,7 +30,7 @@ def test_leaf_config_parses_and_is_complete(path):
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         d = cfg[loader].dataset
         assert d.task == ds.task and d.label_type == ds.label_type
-        if not stem.startswith('demo') and path.parent.name != 'demo':
+        if path.parent.name not in ('demo', 'miqd_mini'):  # named <model>_mini: MIQD-mini is cls only
             assert f'_{d.task}' in stem
             assert d.label_type == 'composite' or stem.endswith(d.label_type)
 
@@ -53,6 +53,17 @@ def test_data_root_is_one_variable():
         assert cfg[loader].dataset.data_root == '/elsewhere/miqd'
     apply_overrides(cfg, data_root='/third')                 # --data-root
     assert cfg.test_dataloader.dataset.data_root == '/third'
+
+
+def test_split_dir_points_every_dataset_at_its_split_file():
+    cfg = Config.fromfile(str(CONFIGS / 'ra_miqa_det.py'))
+    apply_overrides(cfg, split_dir='/splits/seed2')
+    assert cfg.train_dataloader.dataset.split_file == '/splits/seed2/miqa_det_train.csv'
+    assert cfg.val_dataloader.dataset.split_file == '/splits/seed2/miqa_det_val.csv'
+    assert cfg.test_dataloader.dataset.split_file == '/splits/seed2/miqa_det_val.csv'
+    cfg = Config.fromfile(str(CONFIGS / 'ra_miqa_ins.py'))  # ins reads det's split files
+    apply_overrides(cfg, split_dir='s')
+    assert cfg.train_dataloader.dataset.split_file == 's/miqa_det_train.csv'
 
 
 def test_epochs_flag_stretches_the_schedule():

@@ -6,6 +6,8 @@ Examples::
     # 4 machines, then one finalize (split CSVs + manifest from every shard's sources):
     python tools/build_miqd.py CONFIG --out /shared/db --num-shards 4 --shard-index $I
     python tools/build_miqd.py CONFIG --out /shared/db --finalize
+    # three more train/val splits by photo (repeated experiments on a small database):
+    python tools/build_miqd.py CONFIG --resplit 1 2 3
 
 A rerun resumes: finished sources (label CSVs present) are skipped. See configs/build/README.md.
 """
@@ -14,7 +16,13 @@ import sys
 
 from mmengine.config import Config, DictAction
 
-from miqa.database.builder import BuildConflict, build_database, finalize_database
+from miqa.database.builder import (
+    BuildConflict,
+    build_database,
+    build_settings,
+    finalize_database,
+    resplit_database,
+)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -27,6 +35,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--limit', type=int, help='only the first N sources (sorted by id), before sharding')
     parser.add_argument('--finalize', action='store_true',
                         help='only write split CSVs and the manifest from all finished sources')
+    parser.add_argument('--resplit', type=int, nargs='+', metavar='SEED',
+                        help='only write other train/val splits of a finalized database (by photo, '
+                             'like the official one) to <out>/splits/seed<SEED>/')
     parser.add_argument('--no-finalize', action='store_true', help='do not finalize after a 1-shard build')
     parser.add_argument('--force', action='store_true',
                         help='rebuild a folder built with other parameters (deletes its labels first)')
@@ -41,6 +52,13 @@ def main(argv=None) -> int:
     cfg = Config.fromfile(args.config)
     cfg.merge_from_dict(args.cfg_options)
     try:
+        if args.resplit:
+            settings = build_settings(cfg, args.out)
+            for seed in args.resplit:
+                splits = resplit_database(settings['out_root'], settings['task'], seed)
+                print(f'split seed {seed}: ' + ', '.join(f'{k} {len(v)} sources' for k, v in splits.items())
+                      + f' -> {settings["out_root"]}/splits/seed{seed}/')
+            return 0
         if args.finalize:
             manifest = finalize_database(cfg, args.out)
             print(f'finalized {manifest["num_finished"]} sources: splits {manifest["splits"]}')

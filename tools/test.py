@@ -19,7 +19,7 @@ from mmengine.runner import Runner
 from miqa.evaluation.iqa_metric import breakdown_table
 from miqa.evaluation.reference import paper_row
 from miqa.utils import setup_runtime
-from miqa.utils.config import load_config, parse_runner_args
+from miqa.utils.config import load_config, parse_runner_args, set_split_dir
 from miqa.utils.io import atomic_write_text, unique_path
 
 
@@ -45,6 +45,8 @@ def build_config(args) -> Config:
     for key, value in (('task', args.task), ('label_type', args.label), ('split', args.split)):
         if value:
             dataset[key] = value
+    if args.split_dir:  # after --task/--split: the file names depend on them
+        set_split_dir(cfg, args.split_dir)
     cfg.test_evaluator['breakdown'] = True
     if args.fit:
         cfg.test_evaluator['fit'] = None if args.fit == 'none' else args.fit

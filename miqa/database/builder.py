@@ -811,15 +811,18 @@ def finalize_database(cfg: Any, out: Optional[str] = None) -> Dict[str, Any]:
     return manifest
 
 
-def _write_splits(out: str, task: str, records: Mapping[str, Mapping], settings: Mapping) -> Dict[str, list]:
-    """Official-format split CSVs: groups (crops of one photo) split by ``make_split``, 80/20 default."""
+def _write_splits(out: str, task: str, records: Mapping[str, Mapping], settings: Mapping,
+                  dest: Optional[str] = None) -> Dict[str, list]:
+    """Official-format split CSVs: groups (crops of one photo) split by ``make_split``, 80/20 default;
+    written to ``<out>/splits/`` or to ``<dest>/`` (same file names)."""
     groups = sorted({r['group'] for r in records.values()})
     if not groups:
         return dict(train=[], val=[])
-    by_group = make_split(groups, settings['val_ratio'], settings['split_seed']) if len(groups) > 1 \
+    seed = settings['split_seed']
+    by_group = make_split(groups, settings['val_ratio'], seed) if len(groups) > 1 \
         else dict(train=groups, val=[])
     if len(groups) > 1 and not by_group['val']:  # e.g. 2 groups at 80/20: val must not be empty
-        first = min(by_group['train'], key=lambda g: hashlib.blake2b(f'{settings["split_seed"]}:{g}'.encode(),
+        first = min(by_group['train'], key=lambda g: hashlib.blake2b(f'{seed}:{g}'.encode(),
                                                                      digest_size=8).digest())
         by_group = dict(train=[g for g in by_group['train'] if g != first], val=[first])
     splits = {}
@@ -830,8 +833,26 @@ def _write_splits(out: str, task: str, records: Mapping[str, Mapping], settings:
         rows = io.StringIO()
         writer = csv.writer(rows, lineterminator='\n')
         SPLIT_WRITERS[task](writer, src_ids, records)
-        atomic_write_text(str(official_split_path(out, task, split)), rows.getvalue())
+        path = official_split_path(out, task, split)
+        if dest is not None:
+            path = Path(dest) / path.name
+        atomic_write_text(str(path), rows.getvalue())
     return splits
+
+
+def resplit_database(out: str, task: str, split_seed: int, val_ratio: Optional[float] = None,
+                     dest: Optional[str] = None) -> Dict[str, list]:
+    """Another train/val split of a finalized database, by source group as the official one
+    (crops of one photo stay on one side): split CSVs in ``dest`` (default
+    ``<out>/splits/seed<split_seed>/``). For repeated experiments on a small database."""
+    manifest = _read_json(manifest_path(out, task))
+    if manifest is None or manifest.get('status') != 'finalized':
+        raise FileNotFoundError(f'{manifest_path(out, task)} is missing or not finalized: build the '
+                                f'database first (python tools/build_miqd.py CONFIG --out {out})')
+    ratio = manifest['params'].get('val_ratio', 0.2) if val_ratio is None else val_ratio
+    dest = dest or str(Path(out) / 'splits' / f'seed{split_seed}')
+    settings = dict(val_ratio=ratio, split_seed=split_seed)
+    return _write_splits(out, task, manifest['sources'], settings, dest=dest)
 
 
 def _cls_split(writer: Any, src_ids: Sequence[str], records: Mapping[str, Mapping]) -> None:

@@ -58,9 +58,18 @@ def set_max_epochs(cfg: Config, epochs: int) -> None:
         cfg.param_scheduler = kept
 
 
+def set_split_dir(cfg: Config, split_dir: str) -> None:
+    """Every MIQD dataset of ``cfg`` reads its split from ``<split_dir>/miqa_<cls|det>_<split>.csv``
+    (the official file names; e.g. the repeated splits of ``tools/build_miqd.py --resplit``)."""
+    from miqa.datasets.splits import official_split_path  # light, but keep config parsing import-free
+    for dataset in _datasets(cfg):
+        task, split = dataset.get('task', 'cls'), dataset.get('split', 'train')
+        dataset['split_file'] = osp.join(split_dir, official_split_path('', task, split).name)
+
+
 def apply_overrides(cfg: Config, data_root: Optional[str] = None, batch_size: Optional[int] = None,
                     lr: Optional[float] = None, epochs: Optional[int] = None,
-                    work_dir: Optional[str] = None) -> Config:
+                    work_dir: Optional[str] = None, split_dir: Optional[str] = None) -> Config:
     """Apply the convenience flags of ``tools/train.py``/``tools/test.py`` in place.
 
     ``batch_size`` is per process (the total is ``batch_size * world_size``, spec §6 uses 2x128).
@@ -69,6 +78,8 @@ def apply_overrides(cfg: Config, data_root: Optional[str] = None, batch_size: Op
     root = data_root or cfg.get('data_root')
     if root is not None:
         set_data_root(cfg, root)
+    if split_dir is not None:
+        set_split_dir(cfg, split_dir)
     if batch_size is not None:
         cfg.train_dataloader.batch_size = batch_size
     if lr is not None:
@@ -84,6 +95,7 @@ def add_runner_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The options every Runner-based tool shares (work dir, data root, overrides, launcher)."""
     parser.add_argument('--work-dir', help='output folder (default: work_dirs/<config name>)')
     parser.add_argument('--data-root', help='folder holding miqa_cls/, miqa_det/, miqa_ins/')
+    parser.add_argument('--split-dir', help='read the train/val split CSVs (official names) from this folder')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                         help='override config keys, e.g. model.head_dropout=0.1 data_root=/data/miqd')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
@@ -105,4 +117,5 @@ def load_config(args, **overrides) -> Config:
     cfg.launcher = args.launcher
     work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
         'work_dirs', osp.splitext(osp.basename(args.config))[0])
-    return apply_overrides(cfg, data_root=args.data_root, work_dir=work_dir, **overrides)
+    return apply_overrides(cfg, data_root=args.data_root, work_dir=work_dir,
+                           split_dir=getattr(args, 'split_dir', None), **overrides)
