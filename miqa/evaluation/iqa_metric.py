@@ -2,11 +2,12 @@
 import logging
 import math
 from collections.abc import Mapping
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 
+from miqa.datasets.naming import DISTORTIONS, LEVELS
 from miqa.registry import METRICS
 
 from .functional import FITS, correlations
@@ -18,11 +19,35 @@ OPTIONAL_FIELDS: Dict[str, Callable[[Any], Any]] = {
     'src_id': str, 'img_path': str}
 #: dataset region code -> name used in reports (uniform, ROI-dominated, background-dominated)
 REGION_NAMES = {'UD': 'UD', 'ROI': 'ROI-DD', 'BG': 'BG-DD'}
-#: sample field -> key group of the breakdown, with how a value is named in keys
-BREAKDOWNS: Dict[str, Callable[[str], str]] = {
-    'distortion': lambda name: name,
-    'region': lambda code: REGION_NAMES.get(code, code),
+
+
+def _level(field: str) -> Callable[[Mapping], Optional[str]]:
+    return lambda s: str(int(s[field])) if s.get(field) is not None else None
+
+
+def _strongest_level(sample: Mapping) -> Optional[str]:
+    levels = [int(sample[k]) for k in ('fg_level', 'bg_level') if sample.get(k) is not None]
+    return str(max(levels)) if levels else None
+
+
+#: breakdown name -> the group a sample belongs to (``None``: the sample lacks the field).
+#: ``level`` is the strongest distortion level in the image, ``max(fg_level, bg_level)`` (the
+#: level itself for UD); ``fg_level`` / ``bg_level`` the level of one region; ``source`` the source
+#: image (within-source correlations: how well the variants of one photo are ranked).
+GROUPINGS: Dict[str, Callable[[Mapping], Optional[str]]] = {
+    'distortion': lambda s: s.get('distortion') or None,
+    'region': lambda s: REGION_NAMES.get(s['region'], s['region']) if s.get('region') else None,
+    'level': _strongest_level,
+    'fg_level': _level('fg_level'),
+    'bg_level': _level('bg_level'),
+    'source': lambda s: s.get('src_id') or None,
 }
+#: the breakdowns ``IQAMetric(breakdown=True)`` reports
+BREAKDOWNS: Tuple[str, ...] = ('distortion', 'region')
+#: report order of the groups of a breakdown (names not listed follow, sorted)
+GROUP_ORDER: Dict[str, Sequence[str]] = {
+    'distortion': tuple(DISTORTIONS), 'region': tuple(REGION_NAMES.values()),
+    **{k: tuple(str(lv) for lv in LEVELS) for k in ('level', 'fg_level', 'bg_level')}}
 OVERALL_METRICS = ('SRCC', 'KRCC', 'PLCC', 'RMSE', 'PLCC_raw', 'RMSE_raw')
 GROUP_METRICS = ('SRCC', 'PLCC', 'KRCC', 'RMSE')
 #: a group (or the whole set) with fewer usable samples reports ``None`` values ("n/a")
@@ -36,9 +61,36 @@ def _to_plain(value: Any, convert: Callable[[Any], Any]) -> Any:
     return convert(value)
 
 
-def _usable(sample: dict) -> bool:
-    return sample.get('valid', True) and math.isfinite(sample['pred_score']) \
+def is_usable(sample: Mapping) -> bool:
+    """Whether a record counts: not flagged ``valid=False``, finite prediction and label."""
+    return bool(sample.get('valid', True)) and math.isfinite(sample['pred_score']) \
         and math.isfinite(sample['gt_score'])
+
+
+def group_samples(samples: Sequence[Mapping], by: str) -> Dict[str, List[Mapping]]:
+    """``samples`` split by the breakdown ``by`` (a key of :data:`GROUPINGS`), in report order
+    (:data:`GROUP_ORDER`); samples without the field are in no group."""
+    if by not in GROUPINGS:
+        raise KeyError(f'unknown breakdown {by!r}; choose from {list(GROUPINGS)}')
+    name_of = GROUPINGS[by]
+    groups: Dict[str, List[Mapping]] = {}
+    for s in samples:
+        name = name_of(s)
+        if name is not None:
+            groups.setdefault(name, []).append(s)
+    order = list(GROUP_ORDER.get(by, ()))
+    return {name: groups[name] for name in sorted(
+        groups, key=lambda n: (order.index(n) if n in order else len(order), n))}
+
+
+def group_metrics(samples: Sequence[Mapping], keys: Sequence[str] = GROUP_METRICS,
+                  fit: Optional[str] = 'linear') -> Dict[str, Optional[float]]:
+    """``keys`` of :func:`~miqa.evaluation.functional.correlations` on ``samples`` (each group
+    a set of its own, its own ``fit``); all ``None`` ("n/a") below :data:`MIN_GROUP_SIZE`."""
+    if len(samples) < MIN_GROUP_SIZE:
+        return dict.fromkeys(keys)
+    values = correlations([s['pred_score'] for s in samples], [s['gt_score'] for s in samples], fit)
+    return {k: values[k] for k in keys}
 
 
 @METRICS.register_module()
@@ -113,7 +165,7 @@ class IQAMetric(BaseMetric):
                 seen.add(sample['sample_idx'])
                 samples.append(sample)
         self.last_predictions = samples
-        usable = [s for s in samples if _usable(s)]
+        usable = [s for s in samples if is_usable(s)]
         num_invalid = len(samples) - len(usable)
         if num_invalid:
             print_log(f'IQAMetric: {num_invalid} of {len(samples)} samples are invalid (unreadable '
@@ -122,30 +174,16 @@ class IQAMetric(BaseMetric):
         metrics: Dict[str, Any] = self._group(usable, OVERALL_METRICS)
         metrics.update(num_samples=len(usable), num_invalid=num_invalid)
         if self.breakdown:
-            for field, name_of in BREAKDOWNS.items():
-                groups: Dict[str, List[dict]] = {}
-                for s in usable:
-                    if field in s:
-                        groups.setdefault(name_of(s[field]), []).append(s)
-                for name in sorted(groups, key=_group_order(field)):
-                    group = groups[name]
+            for by in BREAKDOWNS:
+                for name, group in group_samples(usable, by).items():
                     values = self._group(group, GROUP_METRICS)
-                    metrics.update({f'{field}/{name}/{k}': v for k, v in values.items()})
-                    metrics[f'{field}/{name}/n'] = len(group)
+                    metrics.update({f'{by}/{name}/{k}': v for k, v in values.items()})
+                    metrics[f'{by}/{name}/n'] = len(group)
         return metrics
 
     def _group(self, samples: List[dict], keys: Sequence[str]) -> Dict[str, Optional[float]]:
         """``keys`` of :func:`correlations` on ``samples``; all ``None`` below the minimum size."""
-        if len(samples) < MIN_GROUP_SIZE:
-            return dict.fromkeys(keys)
-        values = correlations([s['pred_score'] for s in samples], [s['gt_score'] for s in samples], self.fit)
-        return {k: values[k] for k in keys}
-
-
-def _group_order(field: str) -> Callable[[str], tuple]:
-    """Regions in report order (UD, ROI-DD, BG-DD, then others); anything else by name."""
-    order = list(REGION_NAMES.values()) if field == 'region' else []
-    return lambda name: (order.index(name) if name in order else len(order), name)
+        return group_metrics(samples, keys, self.fit)
 
 
 TABLE_COLUMNS = ('n', 'SRCC', 'KRCC', 'PLCC', 'RMSE')
