@@ -103,7 +103,8 @@ def hvs_runs(config: str, split: str, root: str, metrics: Sequence[str], args) -
     cfg = Config.fromfile(config)
     out_dir = osp.join(root, 'hvs', f'split_{split}')
     _run([sys.executable, osp.join(TOOLS, 'benchmark_hvs.py'), config, '--metrics', *metrics,
-          '--split-dir', split_dir(cfg.data_root, split), '--fit', args.fit, '--out-dir', out_dir],
+          '--split-dir', split_dir(cfg.data_root, split), '--fit', args.fit, '--out-dir', out_dir,
+          '--cache-dir', osp.join(root, 'hvs', 'cache'), '--no-progress'],
          osp.join(out_dir, 'benchmark_hvs.log'), args.dry_run)
     if args.dry_run:
         return []

@@ -1,7 +1,8 @@
 """PSNR and SSIM beside the trained model: HVS full-reference scores on the same val split.
 
-:func:`psnr_ssim` scores one distorted image against its pristine source (spec §7: the source
-image is the reference); :class:`HVSReferenceHook` scores every val image after training,
+:func:`fr_scores` scores one distorted image against its pristine source (spec §7: the source
+image is the reference) with the scorers of :mod:`miqa.hvs` (``build_scorer('PSNR')``, the one
+place PSNR/SSIM are defined); :class:`HVSReferenceHook` scores every val image after training,
 correlates the scores with the val labels exactly like the model's metric (``correlations``,
 linear fit) and prints one table::
 
@@ -12,10 +13,10 @@ linear fit) and prints one table::
 
 written also as ``hvs_reference.md`` / ``.json`` in the work dir. Per-image scores are cached
 in ``<work_dir>/hvs_scores.json`` (keyed by image path, size and mtime), so later runs only
-correlate.
+correlate. ``metrics`` may name any full-reference scorer of :mod:`miqa.hvs` (``'VSI'``, …).
 """
+import functools
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
@@ -27,28 +28,26 @@ from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 
+from miqa.datasets.transforms import read_rgb
 from miqa.evaluation import correlations
-from miqa.registry import HOOKS
+from miqa.hvs import HVSScorer, build_scorer
+from miqa.registry import HOOKS, SCORERS
 from miqa.utils.io import atomic_write_text
 
-#: The full-reference scores this module computes (higher = better quality).
+#: The full-reference scores the hook adds by default (higher = better quality).
 FR_METRICS = ('PSNR', 'SSIM')
 COLUMNS = ('SRCC', 'PLCC', 'KRCC', 'RMSE')
 
 
-def _read_rgb(path: str) -> np.ndarray:
-    img = cv2.imread(path, cv2.IMREAD_COLOR)
-    if img is None:
-        raise OSError(f'cannot read image {path}')
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+@functools.cache
+def _scorer(name: str) -> HVSScorer:
+    return build_scorer(name)
 
 
-def psnr_ssim(img: np.ndarray, ref: np.ndarray) -> Dict[str, float]:
-    """PSNR (dB) and SSIM of ``img`` against ``ref`` (uint8 RGB HxWx3; ``piq`` on [0, 1] tensors,
-    SSIM with piq's defaults: Gaussian 11x11, sigma 1.5, downsampling of large images as in Wang
-    et al.'s reference code). ``ref`` is resized (``INTER_AREA``) to ``img``'s size if needed."""
-    import piq
-
+def fr_scores(img: np.ndarray, ref: np.ndarray, metrics: Sequence[str] = FR_METRICS) -> Dict[str, float]:
+    """Full-reference scores of ``img`` against ``ref`` (uint8 RGB HxWx3) with the registered scorers
+    ``metrics`` (``miqa.hvs``; PSNR capped at 100 dB for identical images). ``ref`` is resized
+    (``INTER_AREA``) to ``img``'s size if needed."""
     if ref.shape[:2] != img.shape[:2]:
         ref = cv2.resize(ref, (img.shape[1], img.shape[0]), interpolation=cv2.INTER_AREA)
 
@@ -56,8 +55,14 @@ def psnr_ssim(img: np.ndarray, ref: np.ndarray) -> Dict[str, float]:
         return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].float().div_(255.0)
 
     x, y = tensor(img), tensor(ref)
-    psnr = float(piq.psnr(x, y, data_range=1.0)) if not torch.equal(x, y) else math.inf
-    return dict(PSNR=min(psnr, 100.0), SSIM=float(piq.ssim(x, y, data_range=1.0)))
+    return {name: float(_scorer(name).score(x, y)[0]) for name in metrics}
+
+
+def psnr_ssim(img: np.ndarray, ref: np.ndarray) -> Dict[str, float]:
+    """PSNR (dB) and SSIM of ``img`` against ``ref``: :func:`fr_scores` with ``miqa.hvs``'s
+    ``PSNR`` and ``SSIM`` scorers (piq; SSIM: Gaussian 11x11, sigma 1.5, downsampling of large
+    images as in Wang et al.'s reference code)."""
+    return fr_scores(img, ref, ('PSNR', 'SSIM'))
 
 
 def _file_key(path: str) -> Optional[str]:
@@ -68,9 +73,11 @@ def _file_key(path: str) -> Optional[str]:
     return f'{path}|{st.st_size}|{st.st_mtime_ns}'
 
 
-def score_pairs(pairs: Iterable[Tuple[str, str]], cache_file: Optional[str] = None) -> List[Optional[Dict]]:
-    """:func:`psnr_ssim` of each ``(img_path, ref_path)`` (``None`` when unreadable), reusing and
-    updating ``cache_file`` (JSON ``{key: {PSNR, SSIM}}``; key = path, size, mtime of both)."""
+def score_pairs(pairs: Iterable[Tuple[str, str]], cache_file: Optional[str] = None,
+                metrics: Sequence[str] = FR_METRICS) -> List[Optional[Dict]]:
+    """:func:`fr_scores` of each ``(img_path, ref_path)`` (``None`` when unreadable), reusing and
+    updating ``cache_file`` (JSON ``{key: {metric: score}}``; key = path, size, mtime of both;
+    only the metrics a cached entry lacks are computed)."""
     cache: Dict[str, Dict[str, float]] = {}
     if cache_file and Path(cache_file).is_file():
         try:
@@ -85,12 +92,13 @@ def score_pairs(pairs: Iterable[Tuple[str, str]], cache_file: Optional[str] = No
         if key is None:
             out.append(None)
             continue
-        if key not in cache:
+        lacking = [m for m in metrics if m not in cache.get(key, {})]
+        if lacking:
             if ref_path not in refs:
-                refs = {ref_path: _read_rgb(ref_path)}  # val samples come grouped by source
-            cache[key] = psnr_ssim(_read_rgb(img_path), refs[ref_path])
+                refs = {ref_path: read_rgb(ref_path)}  # val samples come grouped by source
+            cache[key] = {**cache.get(key, {}), **fr_scores(read_rgb(img_path), refs[ref_path], lacking)}
             new += 1
-        out.append(cache[key])
+        out.append({m: cache[key][m] for m in metrics})
     if cache_file and new:
         atomic_write_text(cache_file, json.dumps(cache))
     return out
@@ -115,7 +123,7 @@ class HVSReferenceHook(Hook):
 
     Args:
         fit: mapping before PLCC/RMSE (as the val metric, default ``'linear'``).
-        metrics: full-reference scores to add (:data:`FR_METRICS`).
+        metrics: full-reference scorers of :mod:`miqa.hvs` to add (default :data:`FR_METRICS`).
         cache: keep per-image scores in ``<work_dir>/hvs_scores.json``.
         out_name: stem of the ``.md``/``.json`` written into the work dir.
     """
@@ -124,9 +132,9 @@ class HVSReferenceHook(Hook):
 
     def __init__(self, fit: str = 'linear', metrics: Sequence[str] = FR_METRICS, cache: bool = True,
                  out_name: str = 'hvs_reference') -> None:
-        unknown = sorted(set(metrics) - set(FR_METRICS))
-        if unknown:
-            raise ValueError(f'HVSReferenceHook: unknown metrics {unknown}; known: {FR_METRICS}')
+        for name in metrics:
+            if not SCORERS.get(name).full_reference:  # an unknown name: KeyError with did-you-mean
+                raise ValueError(f'HVSReferenceHook: {name} is not a full-reference scorer')
         self.fit, self.metrics, self.cache, self.out_name = fit, tuple(metrics), cache, out_name
         self.best: Optional[Dict[str, Any]] = None
         self.last: Optional[Dict[str, Any]] = None
@@ -149,7 +157,7 @@ class HVSReferenceHook(Hook):
         dataset = runner.val_dataloader.dataset
         infos = [dataset.get_data_info(i) for i in range(len(dataset))]
         cache_file = os.path.join(runner.work_dir, 'hvs_scores.json') if self.cache else None
-        scores = score_pairs(((d['img_path'], d['ref_path']) for d in infos), cache_file)
+        scores = score_pairs(((d['img_path'], d['ref_path']) for d in infos), cache_file, self.metrics)
         keep = [i for i, s in enumerate(scores) if s is not None]
         labels = np.array([infos[i]['gt_score'] for i in keep], dtype=np.float64)
         method = runner.cfg.get('method', type(runner.model).__name__)

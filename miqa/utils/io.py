@@ -2,6 +2,7 @@
 import os
 import tempfile
 import time
+from typing import Optional
 
 
 def atomic_write_text(path: str, text: str) -> None:
@@ -36,3 +37,17 @@ def unique_path(path: str) -> str:
         candidate = f'{stem}_{time.strftime("%Y%m%d_%H%M%S")}_{n}{ext}'
         n += 1
     return candidate
+
+
+def write_result_text(path: str, text: str) -> Optional[str]:
+    """Write a result file atomically; an existing file with OTHER content is first kept under
+    a timestamped name (:func:`unique_path`), whose path is returned (``None`` otherwise)."""
+    kept = None
+    if os.path.exists(path):
+        with open(path, encoding='utf-8', errors='replace') as f:
+            if f.read() == text:
+                return None
+        kept = unique_path(path)
+        os.replace(path, kept)
+    atomic_write_text(path, text)
+    return kept
