@@ -28,9 +28,12 @@ setup(
     extras_require={
         'dev': ['pytest==9.2.0', 'pytest-cov==7.1.0', 'ruff==0.17.6', 'pre-commit==4.7.0',
                 'scikit-image==0.26.0'],
+        # tools/export.py --format onnx (torch.export-based exporter) and its onnxruntime parity check
+        'export': ['onnx==1.23.2', 'onnxscript==0.7.2', 'onnxruntime==1.32.0'],
     },
     package_data={'miqa': ['evaluation/paper/*.csv', 'evaluation/paper/*.md', 'database/data/*.csv',
-                           'database/data/*.txt']},
+                           'database/data/*.txt', 'apis/model_zoo.csv']},
+    entry_points={'console_scripts': ['miqa=miqa.cli:main']},
     classifiers=[
         'Programming Language :: Python :: 3',
         'License :: OSI Approved :: MIT License',

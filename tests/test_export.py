@@ -1,0 +1,126 @@
+"""tools/export.py: the TorchScript (and, when installed, ONNX) artefact scores a real photo as
+MIQAModel does, takes the documented inputs, has a dynamic batch axis; a wrong normalisation
+fails the parity check and writes nothing; an existing output is never replaced silently."""
+import importlib.util
+import json
+import warnings
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from skimage import data as skdata
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_tool():
+    spec = importlib.util.spec_from_file_location('miqa_export_tool', ROOT / 'tools' / 'export.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='module')
+def tool():
+    return load_tool()
+
+
+@pytest.fixture(scope='module')
+def tiny(tmp_path_factory):
+    """(config, checkpoint, MIQAModel) of a 1-block RA-MIQA with random weights saved to a file."""
+    from miqa.apis.inference import MIQAModel
+    tmp = tmp_path_factory.mktemp('export')
+    cfg = tmp / 'tiny_ra_miqa.py'
+    cfg.write_text(f"_base_ = ['{ROOT / 'configs' / 'ra_miqa_cls.py'}']\n"
+                   "model = dict(pretrained=False, backbone=dict(depth=1), region_encoder=dict(depth=1))\n")
+    ckpt = tmp / 'tiny.pth'
+    torch.save(MIQAModel(config=str(cfg), checkpoint=False, device='cpu').model.state_dict(), ckpt)
+    return cfg, ckpt, MIQAModel(config=str(cfg), checkpoint=str(ckpt), device='cpu')
+
+
+@pytest.fixture(scope='module')
+def photos(tiny):
+    """Two real photos (BGR), their MIQAModel scores and their preprocessed uint8 inputs."""
+    iqa = tiny[2]
+    bgr = [skdata.astronaut()[:, :, ::-1], cv2.resize(skdata.coffee(), (500, 333))[:, :, ::-1]]
+    items = [iqa.preprocess(b) for b in bgr]
+    batch = {k: torch.stack([it[k] for it in items]) for k in ('inputs', 'region_inputs')}
+    return np.array([iqa.assess(b) for b in bgr]), batch
+
+
+def test_torchscript_artefact_scores_like_the_model(tool, tiny, photos, tmp_path, capsys):
+    cfg, ckpt, _ = tiny
+    out = tmp_path / 'tiny.pt'
+    assert tool.main([str(cfg), str(ckpt), '--format', 'torchscript', '--out', str(out)]) == 0
+    assert 'tolerance' in capsys.readouterr().out
+    extra = {'miqa.json': ''}
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', FutureWarning)  # torch.jit is deprecated, still loadable
+        module = torch.jit.load(str(out), _extra_files=extra)
+    meta = json.loads(extra['miqa.json'])
+    assert meta['inputs']['inputs'] == dict(shape=['N', 3, 224, 224], dtype='uint8', range='0..255',
+                                            channels='RGB')
+    assert meta['inputs']['region_inputs']['shape'] == ['N', 3, 288, 288]
+    expected, batch = photos
+    got = module(batch['inputs'], batch['region_inputs'])
+    assert not got.requires_grad
+    np.testing.assert_allclose(got.numpy(), expected, atol=1e-4)
+    three = module(batch['inputs'][[0, 1, 0]], batch['region_inputs'][[0, 1, 0]]).numpy()
+    np.testing.assert_allclose(three, expected[[0, 1, 0]], atol=1e-4)
+
+
+def test_existing_output_is_never_replaced_silently(tool, tiny, tmp_path, capsys):
+    cfg, ckpt, _ = tiny
+    out = tmp_path / 'taken.pt'
+    out.write_bytes(b'precious')
+    with pytest.raises(SystemExit) as exc:
+        tool.main([str(cfg), str(ckpt), '--out', str(out)])
+    assert exc.value.code == 2 and 'exists' in capsys.readouterr().err
+    assert out.read_bytes() == b'precious'
+    # the default output is the checkpoint path with the format's suffix
+    default = ckpt.with_suffix('.pt')
+    if not default.exists():
+        assert tool.main([str(cfg), str(ckpt)]) == 0
+    with pytest.raises(SystemExit):
+        tool.main([str(cfg), str(ckpt)])
+    assert tool.main([str(cfg), str(ckpt), '--out', str(out), '--overwrite']) == 0
+    assert out.read_bytes()[:2] == b'PK'  # a TorchScript zip archive
+
+
+def test_wrong_normalisation_fails_parity_and_writes_nothing(tool, tiny, tmp_path, monkeypatch):
+    cfg, ckpt, _ = tiny
+    monkeypatch.setitem(tool.INPUT_SCALE, 'uint8', 256.0)  # a plausible bug: x / 256 instead of / 255
+    out = tmp_path / 'bad.pt'
+    assert tool.main([str(cfg), str(ckpt), '--out', str(out)]) == 1
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_parity_measures_the_difference(tool, tiny):
+    iqa = tiny[2]
+    shapes = tool.input_shapes(iqa)
+    assert shapes == dict(inputs=(3, 224, 224), region_inputs=(3, 288, 288))
+
+    def off_by_a_bit(x):
+        return iqa.predict_batch(dict(x)) + 0.01
+    assert tool.parity(off_by_a_bit, iqa, shapes, 'uint8') == pytest.approx(0.01, abs=1e-6)
+
+
+@pytest.mark.slow  # torch.export-based ONNX export: ~10 s on an idle core, 35 s on busy shared ones
+def test_onnx_artefact_scores_like_the_model(tool, tiny, photos, tmp_path):
+    ort = pytest.importorskip('onnxruntime')
+    pytest.importorskip('onnxscript')
+    cfg, ckpt, _ = tiny
+    out = tmp_path / 'tiny.onnx'
+    args = [str(cfg), str(ckpt), '--format', 'onnx', '--input-range', 'unit', '--out', str(out)]
+    assert tool.main(args) == 0
+    session = ort.InferenceSession(str(out), providers=['CPUExecutionProvider'])
+    assert [i.name for i in session.get_inputs()] == ['inputs', 'region_inputs']
+    meta = json.loads(session.get_modelmeta().custom_metadata_map['miqa'])
+    assert meta['inputs']['inputs']['range'] == '[0, 1]'
+    expected, batch = photos
+    feed = {k: (v.float() / 255).numpy() for k, v in batch.items()}
+    np.testing.assert_allclose(session.run(['scores'], feed)[0], expected, atol=1e-4)
+    feed3 = {k: np.concatenate([v, v[:1]]) for k, v in feed.items()}  # dynamic batch axis
+    np.testing.assert_allclose(session.run(['scores'], feed3)[0], expected[[0, 1, 0]], atol=1e-4)
