@@ -199,7 +199,8 @@ def test_sha256_rules(home, tmp_path):
     torch.save([torch.zeros(c) for c in CHANNELS], b)
     assert verify_weight('lpips_vgg', a) == file_sha256(a)
     record = json.loads((home / 'weights' / 'sha256.json').read_text())
-    assert record == {'lpips_weights.pt': file_sha256(a)}
+    assert record['lpips_weights.pt']['sha256'] == file_sha256(a)
+    assert record['lpips_weights.pt']['source'] == 'trust-on-first-use'
     verify_weight('lpips_vgg', a)
     with pytest.raises(ValueError, match='differs from .* recorded .* on first use'):
         verify_weight('lpips_vgg', b)

@@ -26,11 +26,8 @@ bytes; :data:`TRANSPORTS` maps URL schemes to it (``file://`` URLs work too), an
 """
 import csv
 import difflib
-import hashlib
-import json
 import os
 import re
-import time
 import urllib.parse
 import urllib.request
 import warnings
@@ -39,22 +36,23 @@ from functools import lru_cache
 from pathlib import Path
 from typing import IO, Callable, Dict, List, Optional, Tuple
 
-from miqa.utils.io import atomic_write_text
-from miqa.utils.paths import miqa_home
+from miqa.models.weights import (
+    ChecksumError,
+    file_sha256,
+    record_sha256,
+    recorded_sha256,
+    sha256_store,
+    weights_dir,
+)
 
 ZOO_FILE = Path(__file__).with_name('model_zoo.csv')
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TASKS = ('cls', 'det', 'ins')
 LABELS = ('composite', 'consistency', 'accuracy')
 TASK_TITLES = {'cls': 'Image Classification', 'det': 'Object Detection', 'ins': 'Instance Segmentation'}
-SHA256_FILE = 'sha256.json'
 OFFLINE_ENV = 'MIQA_OFFLINE'
 
 Transport = Callable[[str, IO[bytes], bool], None]
-
-
-class ChecksumError(OSError):
-    """A weight file's SHA-256 differs from the pinned or recorded one."""
 
 
 @dataclass(frozen=True)
@@ -170,51 +168,16 @@ def get_model_entry(name: str = 'ra-miqa', task: str = 'cls', label: str = 'comp
 
 
 # ----------------------------------------------------------------------------------------- weights
-def weights_dir() -> Path:
-    """``$MIQA_HOME/weights`` (read at call time)."""
-    return miqa_home() / 'weights'
-
-
 def offline() -> bool:
     """``MIQA_OFFLINE`` set to 1/true/yes: never try to download."""
     return os.environ.get(OFFLINE_ENV, '').strip().lower() in ('1', 'true', 'yes')
-
-
-def sha256sum(path: os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(chunk), b''):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _sha_file() -> Path:
-    return weights_dir() / SHA256_FILE
-
-
-def recorded_sha256() -> Dict[str, dict]:
-    """``file -> {sha256, source ('trust-on-first-use' | 'pinned'), url, recorded}``."""
-    path = _sha_file()
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text())
-    except ValueError as err:
-        raise ValueError(f'{path} is not valid JSON ({err}); fix or delete it') from None
-    return data if isinstance(data, dict) else {}
-
-
-def _record(file: str, digest: str, source: str, url: str = '') -> None:
-    data = recorded_sha256()
-    data[file] = dict(sha256=digest, source=source, url=url, recorded=time.strftime('%Y-%m-%dT%H:%M:%S'))
-    atomic_write_text(str(_sha_file()), json.dumps(data, indent=2, sort_keys=True) + '\n')
 
 
 def pin_sha256(file: str, digest: str) -> None:
     """Pin the SHA-256 of weight file ``file`` (a zoo ``file`` name) in ``sha256.json``."""
     if not re.fullmatch(r'[0-9a-fA-F]{64}', digest or ''):
         raise ValueError(f'a SHA-256 is 64 hex digits, got {digest!r}')
-    _record(file, digest.lower(), 'pinned')
+    record_sha256(file, digest.lower(), 'pinned')
 
 
 def expected_sha256(entry: ZooEntry, sha256: Optional[str] = None) -> Optional[str]:
@@ -283,7 +246,7 @@ def download_file(url: str, dst: os.PathLike, sha256: Optional[str] = None,
             transport(url, f, progress)
         if tmp.stat().st_size == 0:
             raise OSError(f'{url} gave an empty file')
-        digest = sha256sum(tmp)
+        digest = file_sha256(tmp)
         if sha256 and digest != sha256.lower():
             raise ChecksumError(f'{url}: SHA-256 {digest} does not match the expected {sha256.lower()}; '
                                 f'{dst} was not written')
@@ -314,14 +277,14 @@ def fetch_weights(entry: ZooEntry, *, sha256: Optional[str] = None, download: Op
     expected = expected_sha256(entry, sha256)
     if dst.is_file():
         if verify and expected:
-            actual = sha256sum(dst)
+            actual = file_sha256(dst)
             if actual != expected:
                 raise ChecksumError(
                     f'{dst}: SHA-256 {actual} does not match the expected {expected} (pinned or recorded '
-                    f'in {_sha_file()}). Delete the file to download it again from {entry.url}, or update '
+                    f'in {sha256_store()}). Delete the file to download it again from {entry.url}, or update '
                     'the pin if the new file is the one you trust.')
         if sha256 and not entry.sha256:
-            _record(entry.file, expected, 'pinned', entry.url)
+            record_sha256(entry.file, expected, 'pinned', entry.url)
         return dst
     if download is None:
         download = not offline()
@@ -335,13 +298,13 @@ def fetch_weights(entry: ZooEntry, *, sha256: Optional[str] = None, download: Op
     except (OSError, ValueError) as err:  # URLError, HTTPError and socket errors are OSErrors
         raise FileNotFoundError(f'{_where_message(entry, dst)} [download failed: {err}]') from err
     if expected is None:
-        _record(entry.file, digest, 'trust-on-first-use', entry.url)
+        record_sha256(entry.file, digest, 'trust-on-first-use', entry.url)
         warnings.warn(f'{entry.file}: the authors publish no checksum; SHA-256 {digest} was recorded in '
-                      f'{_sha_file()} on first download (trust on first use) and later uses are checked '
+                      f'{sha256_store()} on first download (trust on first use) and later uses are checked '
                       'against it. Compare it with a trusted source and pin it with sha256=... .',
                       stacklevel=2)
     elif sha256 and not entry.sha256:
-        _record(entry.file, expected, 'pinned', entry.url)
+        record_sha256(entry.file, expected, 'pinned', entry.url)
     return dst
 
 

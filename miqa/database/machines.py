@@ -48,7 +48,6 @@ lower probabilities on the right classes with these converted weights), mean = s
 (scaling to [-1, 1]), ``center_crop`` with ``crop_pct=1.0``.
 """
 import contextlib
-import hashlib
 import importlib
 import importlib.metadata
 from dataclasses import dataclass
@@ -60,6 +59,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from miqa.models.weights import file_sha256
 from miqa.registry import MACHINES
 
 Image = np.ndarray
@@ -114,14 +114,6 @@ def check_image(image: Any, index: int = 0) -> np.ndarray:
 def batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), max(1, int(size))):
         yield items[start:start + max(1, int(size))]
-
-
-def file_sha256(path: Union[str, Path]) -> str:
-    digest = hashlib.sha256()
-    with open(path, 'rb') as file:
-        for chunk in iter(lambda: file.read(1 << 20), b''):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def package_version(name: str) -> Optional[str]:

@@ -10,12 +10,10 @@ Integrity (before anything is unpickled, and always with ``weights_only=True``):
 - else a torch.hub-style file name ``<name>-<hex>.<ext>`` carries the first hex digits of its
   sha256 (torchvision's ``vgg16-397923af.pth``), and that prefix must match, as torch.hub checks;
 - else (piq's release assets publish no hash) the digest is **trusted on first use**: recorded
-  in ``$MIQA_HOME/weights/sha256.json`` with a logged warning, and any later file for the same
+  in ``$MIQA_HOME/weights/sha256.json`` (:func:`miqa.models.weights.trust_on_first_use`, the store
+  the model zoo shares) with a logged warning, and any later file for the same
   key that differs is refused. To replace a file on purpose, delete its entry from that JSON.
 """
-import hashlib
-import json
-import logging
 import pickle
 import re
 from dataclasses import dataclass
@@ -23,19 +21,20 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, Mapping, Optional, Tuple, Union
 
 import torch
-from mmengine.logging import print_log
 from torchvision import models as tvm
 
 from miqa.models.weights import (
     WEIGHT_SOURCES,
+    ChecksumError,
     PathLike,
     WeightSource,
+    file_sha256,
     load_state_dict_file,
+    trust_on_first_use,
     unwrap_state_dict,
     weights_dir,
 )
 from miqa.registry import SCORERS
-from miqa.utils.io import atomic_write_text
 
 
 @dataclass(frozen=True)
@@ -84,9 +83,7 @@ HVS_WEIGHTS: Dict[str, HVSWeightFile] = {
         'whole model, not loadable with weights_only=True); sha256 prefix in the name')),
 }
 
-TRUST_FILE = 'sha256.json'
 _HUB_HASH = re.compile(r'-([a-f0-9]{8,})\.')  # torch.hub's HASH_REGEX, anchored on the digits
-_DIGESTS: Dict[Tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256, per process
 
 
 def weight_entry(key: str) -> HVSWeightFile:
@@ -143,59 +140,22 @@ def find_weight(key: str, path: Optional[PathLike] = None) -> Path:
     raise FileNotFoundError(missing_message(key, tried))
 
 
-def file_sha256(path: PathLike) -> str:
-    """sha256 of a file (cached per process by path, size and mtime)."""
-    path = Path(path)
-    st = path.stat()
-    cache_key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if cache_key not in _DIGESTS:
-        digest = hashlib.sha256()
-        with path.open('rb') as f:
-            for block in iter(lambda: f.read(1 << 20), b''):
-                digest.update(block)
-        _DIGESTS[cache_key] = digest.hexdigest()
-    return _DIGESTS[cache_key]
-
-
-def _trust_path() -> Path:
-    return weights_dir() / TRUST_FILE
-
-
-def _read_trusted() -> Dict[str, str]:
-    path = _trust_path()
-    if not path.is_file():
-        return {}
-    try:
-        return dict(json.loads(path.read_text()))
-    except (OSError, ValueError) as err:
-        raise RuntimeError(f'{path} is unreadable ({err}); fix or delete it (it records the sha256 of '
-                           'weight files trusted on first use)') from None
-
-
 def verify_weight(key: str, path: PathLike) -> str:
     """Check ``path`` against the published sha256 of ``key`` (or the one trusted on first use).
 
-    Returns the file's sha256. Raises ``ValueError`` naming both digests when they differ.
+    Returns the file's sha256. Raises :class:`~miqa.models.weights.ChecksumError` (a ``ValueError``)
+    naming both digests when they differ.
     """
     digest = file_sha256(path)
     src = weight_entry(key).source
     expected = expected_sha256(key)
     if expected:
         if not digest.startswith(expected):
-            raise ValueError(f'{path}: sha256 {digest} does not match the published {expected} of '
-                             f'{src.file!r} ({key}); the file is corrupt or another file. Download it '
-                             f'again from {src.url}')
+            raise ChecksumError(f'{path}: sha256 {digest} does not match the published {expected} of '
+                                f'{src.file!r} ({key}); the file is corrupt or another file. Download it '
+                                f'again from {src.url}')
         return digest
-    trusted = _read_trusted()
-    if src.file not in trusted:
-        trusted[src.file] = digest
-        atomic_write_text(str(_trust_path()), json.dumps(trusted, indent=1, sort_keys=True) + '\n')
-        print_log(f'{src.file} ({key}): no published sha256; trusted on first use: recorded {digest} '
-                  f'(of {path}) in {_trust_path()}', logger='current', level=logging.WARNING)
-    elif trusted[src.file] != digest:
-        raise ValueError(f'{path}: sha256 {digest} differs from {trusted[src.file]}, recorded for '
-                         f'{src.file!r} ({key}) on first use in {_trust_path()}. If you replaced the file on '
-                         f'purpose, delete its entry there; otherwise download it again from {src.url}')
+    trust_on_first_use(src.file, path, src.url)
     return digest
 
 

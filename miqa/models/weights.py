@@ -15,16 +15,22 @@ URL and where to put it (never a hub retry). Every user-provided file loads thro
 ``module.`` prefixes.
 """
 import argparse
+import hashlib
+import json
+import logging
 import os
 import pickle
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Union
 
 import numpy as np
 import torch
+from mmengine.logging import print_log
 from torchvision import models as tvm
 
+from miqa.utils.io import atomic_write_text
 from miqa.utils.paths import miqa_home
 
 PathLike = Union[str, os.PathLike]
@@ -175,3 +181,74 @@ def load_state_dict_file(path: PathLike, strip_prefixes: Iterable[str] = ('modul
                 'It holds arbitrary Python objects; if you trust it, re-save only its state dict '
                 '(torch.save(ckpt["state_dict"], new_file)) and pass the new file.') from err
     return unwrap_state_dict(obj, strip_prefixes)
+
+
+# ---------------------------------------------------------------- checksums (one store for all weights)
+#: ``$MIQA_HOME/weights/sha256.json``: ``file -> {sha256, source, url, recorded}``, where ``source``
+#: is ``'trust-on-first-use'`` (no digest published: the first file seen is recorded) or ``'pinned'``.
+SHA256_FILE = 'sha256.json'
+_DIGESTS: Dict[tuple, str] = {}  # (path, size, mtime_ns) -> sha256, per process
+
+
+class ChecksumError(OSError, ValueError):
+    """A weight file's SHA-256 differs from the published, pinned or recorded one."""
+
+
+def file_sha256(path: PathLike) -> str:
+    """SHA-256 hex digest of a file (cached per process by path, size and mtime)."""
+    path = Path(path)
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _DIGESTS:
+        digest = hashlib.sha256()
+        with path.open('rb') as f:
+            for block in iter(lambda: f.read(1 << 20), b''):
+                digest.update(block)
+        _DIGESTS[key] = digest.hexdigest()
+    return _DIGESTS[key]
+
+
+def sha256_store() -> Path:
+    return weights_dir() / SHA256_FILE
+
+
+def recorded_sha256() -> Dict[str, dict]:
+    """The records of :data:`SHA256_FILE` (empty when there is none)."""
+    path = sha256_store()
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except ValueError as err:
+        raise ValueError(f'{path} is not valid JSON ({err}); fix or delete it (it records the sha256 of '
+                         'weight files)') from None
+    return {k: v for k, v in data.items() if isinstance(v, dict)} if isinstance(data, dict) else {}
+
+
+def record_sha256(file: str, digest: str, source: str = 'trust-on-first-use', url: str = '') -> None:
+    """Record (or replace) the digest of weight file ``file`` in :data:`SHA256_FILE`."""
+    data = recorded_sha256()
+    data[file] = dict(sha256=digest.lower(), source=source, url=url,
+                      recorded=time.strftime('%Y-%m-%dT%H:%M:%S'))
+    atomic_write_text(str(sha256_store()), json.dumps(data, indent=2, sort_keys=True) + '\n')
+
+
+def trust_on_first_use(file: str, path: PathLike, url: str = '') -> str:
+    """Check ``path`` (the local copy of weight file ``file``, which has no published digest)
+    against the digest recorded for ``file``; the first file seen is recorded, with a warning.
+
+    Returns the digest. Raises :class:`ChecksumError` naming both digests when they differ.
+    """
+    digest = file_sha256(path)
+    record = recorded_sha256().get(file)
+    if record is None:
+        record_sha256(file, digest, 'trust-on-first-use', url)
+        print_log(f'{file}: no published sha256; trusted on first use: recorded {digest} (of {path}) in '
+                  f'{sha256_store()}. Compare it with a trusted source.', logger='current',
+                  level=logging.WARNING)
+    elif record['sha256'] != digest:
+        raise ChecksumError(f'{path}: sha256 {digest} differs from {record["sha256"]}, recorded for {file!r} '
+                            f'({record.get("source")}) in {sha256_store()}. If you replaced the file on '
+                            f'purpose, delete its entry there; otherwise download it again'
+                            + (f' from {url}' if url else ''))
+    return digest
