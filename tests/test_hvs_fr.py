@@ -202,7 +202,7 @@ def test_sha256_rules(home, tmp_path):
     assert record['lpips_weights.pt']['sha256'] == file_sha256(a)
     assert record['lpips_weights.pt']['source'] == 'trust-on-first-use'
     verify_weight('lpips_vgg', a)
-    with pytest.raises(ValueError, match='differs from .* recorded .* on first use'):
+    with pytest.raises(ValueError, match='differs from .* recorded for .*trust-on-first-use'):
         verify_weight('lpips_vgg', b)
 
 
