@@ -29,7 +29,6 @@ Unusable inputs raise ``ValueError`` / ``TypeError`` / ``OSError`` naming the in
 import copy
 import math
 import os
-import pickle
 import warnings
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
@@ -213,39 +212,6 @@ def collate(items: Sequence[Mapping[str, Any]]) -> Dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------------- checkpoints
-def _mmengine_checkpoint_globals() -> list:
-    """Data-only classes mmengine training checkpoints pickle beside the weights (message hub)."""
-    from mmengine.logging.history_buffer import HistoryBuffer
-    core = getattr(np, '_core', None) or np.core
-    return [HistoryBuffer, np.ndarray, core.multiarray._reconstruct, getattr]
-
-
-def load_checkpoint_state_dict(path: Union[str, os.PathLike]) -> Dict[str, torch.Tensor]:
-    """The weights of a checkpoint, always with ``torch.load(weights_only=True)``.
-
-    Plain state dicts and ``{'state_dict': ...}`` files load directly
-    (:func:`miqa.models.weights.load_state_dict_file`). mmengine training checkpoints
-    (``tools/train.py``'s ``best_*.pth``) also pickle their message hub (``HistoryBuffer``, numpy
-    arrays); those few data classes are allowed to the restricted unpickler, nothing else.
-    """
-    from miqa.models.weights import _SAFE_GLOBALS, load_state_dict_file, unwrap_state_dict
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f'checkpoint not found: {path}')
-    try:
-        return load_state_dict_file(path)
-    except RuntimeError as err:
-        if not isinstance(err.__cause__, pickle.UnpicklingError):
-            raise
-        try:
-            with torch.serialization.safe_globals(_SAFE_GLOBALS + _mmengine_checkpoint_globals()):
-                obj = torch.load(path, map_location='cpu', weights_only=True)
-        except pickle.UnpicklingError:
-            raise err from None
-        return unwrap_state_dict(obj)
-
-
 def _inference_model_cfg(model_cfg: Mapping) -> dict:
     """The model cfg with every ``pretrained`` switch off (the checkpoint brings all weights) and
     no region-token cache (each image at inference is new; the cache would only grow)."""
@@ -275,6 +241,7 @@ def load_weights(model: torch.nn.Module, path: Union[str, os.PathLike], arch: Op
     """Load a checkpoint into ``model`` strictly: this project's layout as it is, the authors'
     released layout through :mod:`miqa.models.converters`."""
     from miqa.models.converters import check_state_dict
+    from miqa.models.weights import load_checkpoint_state_dict
 
     sd = load_checkpoint_state_dict(path)
     target = model.state_dict()

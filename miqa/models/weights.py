@@ -252,3 +252,35 @@ def trust_on_first_use(file: str, path: PathLike, url: str = '') -> str:
                             f'purpose, delete its entry there; otherwise download it again'
                             + (f' from {url}' if url else ''))
     return digest
+
+
+# ---------------------------------------------------------------- training checkpoints
+def training_checkpoint_globals() -> list:
+    """Data-only classes mmengine training checkpoints pickle beside the weights (message hub)."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+    core = getattr(np, '_core', None) or np.core
+    return [HistoryBuffer, np.ndarray, core.multiarray._reconstruct, getattr]
+
+
+def load_checkpoint_state_dict(path: PathLike) -> StateDict:
+    """The weights of a checkpoint, always with ``torch.load(weights_only=True)``.
+
+    Plain state dicts and ``{'state_dict': ...}`` files load directly
+    (:func:`miqa.models.weights.load_state_dict_file`). mmengine training checkpoints
+    (``tools/train.py``'s ``best_*.pth``) also pickle their message hub (``HistoryBuffer``, numpy
+    arrays); those few data classes are allowed to the restricted unpickler, nothing else.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f'checkpoint not found: {path}')
+    try:
+        return load_state_dict_file(path)
+    except RuntimeError as err:
+        if not isinstance(err.__cause__, pickle.UnpicklingError):
+            raise
+        try:
+            with torch.serialization.safe_globals(_SAFE_GLOBALS + training_checkpoint_globals()):
+                obj = torch.load(path, map_location='cpu', weights_only=True)
+        except pickle.UnpicklingError:
+            raise err from None
+        return unwrap_state_dict(obj)

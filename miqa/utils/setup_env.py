@@ -46,13 +46,18 @@ def _untrusted_globals(filename: str) -> Iterable[str]:
 def load_training_checkpoint(filename: str, map_location=None):
     """Load an mmengine training checkpoint (weights, optimizer, message hub, meta).
 
-    ``weights_only=True`` first; if the file needs more, it is unpickled in full only when
-    all the globals it references are mmengine/numpy/torch ones. Anything else is refused.
+    ``weights_only=True`` first (with the data classes mmengine pickles beside the weights,
+    :func:`miqa.models.weights.training_checkpoint_globals`); if the file needs more, it is
+    unpickled in full only when all the globals it references are mmengine/numpy/torch ones.
+    Anything else is refused.
     """
     if not os.path.isfile(filename):
         raise FileNotFoundError(f'checkpoint not found: {filename}')
+    from miqa.models.weights import training_checkpoint_globals
+
     try:
-        return torch.load(filename, map_location=map_location, weights_only=True)
+        with torch.serialization.safe_globals(training_checkpoint_globals()):
+            return torch.load(filename, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError:
         pass
     try:
