@@ -100,3 +100,73 @@ def test_collector_selection_missing_and_builder_integration(tmp_path):
                                    src_ids=chosen, crop_dir=str(tmp_path)))
     assert [s['src_id'] for s in sources] == sorted(chosen)
     assert all(s['annotation'] and s['category'] for s in sources)
+
+
+def _png(rgb: np.ndarray) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format='PNG')
+    return buffer.getvalue()
+
+
+def test_archive_sources_wheel_rcc_and_no_class_rows(tmp_path):
+    """Photos inside a wheel (foolbox) and a Qt .rcc (gcompris), a crop of an archive member and a
+    row without ImageNet class, read through a table of the official columns."""
+    import zipfile
+
+    from test_rcc import write_rcc
+
+    rng = np.random.default_rng(0)
+    a, b = (rng.integers(0, 256, (200, 240, 3), dtype=np.uint8) for _ in range(2))
+    wheel = tmp_path / 'foolbox-3.3.4-py3-none-any.whl'
+    with zipfile.ZipFile(wheel, 'w') as archive:
+        archive.writestr('foolbox/data/imagenet_00_243.jpg', _png(a))   # content type is sniffed, not named
+    rcc_dir = tmp_path / 'rcc'
+    rcc_dir.mkdir()
+    (rcc_dir / 'erase.rcc').write_bytes(write_rcc({'/gcompris/erase/cheetah.webp': _png(b)},
+                                                  compress=('cheetah.webp',)))
+    table = tmp_path / 'table.csv'
+    table.write_text(
+        'src_id,package,path,crop,group,imagenet_classes,class_names,licence,note\n'
+        'fb_bull_mastiff,foolbox,foolbox/data/imagenet_00_243.jpg,,fb_bull_mastiff,243,bull mastiff,MIT,x\n'
+        'gc_cheetah,gcompris-qt-data,erase.rcc:/gcompris/erase/cheetah.webp,,gc_cheetah,293,cheetah,CC0,x\n'
+        'gc_cheetah_c1,gcompris-qt-data,erase.rcc:/gcompris/erase/cheetah.webp,10 20 210 180,gc_cheetah,'
+        ',,CC0,no ImageNet-1k class: a test row\n')
+    roots = {'foolbox': str(wheel), 'gcompris-qt-data': str(rcc_dir)}
+    items = collect_miqd_mini(table=str(table), roots=roots, crop_dir=str(tmp_path / 'cache'))
+    assert [i['src_id'] for i in items] == ['fb_bull_mastiff', 'gc_cheetah', 'gc_cheetah_c1']
+    np.testing.assert_array_equal(read_photo(items[0]['path']), a)
+    np.testing.assert_array_equal(read_photo(items[1]['path']), b)
+    np.testing.assert_array_equal(read_photo(items[2]['path']), b[20:180, 10:210])
+    assert items[1]['origin'] == f'{rcc_dir / "erase.rcc"}:/gcompris/erase/cheetah.webp'
+    assert items[0]['annotation'] == [243] and items[2]['annotation'] is None
+    assert items[2]['category'] == 'no class' and items[2]['group'] == 'gc_cheetah'
+    assert missing_sources(table=table, roots={'gcompris-qt-data': str(tmp_path / 'none'),
+                                               'foolbox': str(wheel)}) == {
+        'gcompris-qt-data': ['gc_cheetah', 'gc_cheetah_c1']}
+
+
+def test_no_class_row_must_say_why(tmp_path):
+    table = tmp_path / 'table.csv'
+    table.write_text('src_id,package,path,crop,group,imagenet_classes,class_names,licence,note\n'
+                     'x,skimage,chelsea.png,,x,,,CC0,a cat\n')
+    with pytest.raises(ValueError, match='no ImageNet-1k class'):
+        read_table(table)
+
+
+def test_foolbox_wheel_checksum(tmp_path, monkeypatch):
+    """A wheel in $MIQA_HOME/packages that is not the published file is refused."""
+    import importlib.util
+
+    from miqa.database import sources
+
+    if importlib.util.find_spec('foolbox') is not None:
+        pytest.skip('foolbox is installed: its package folder is used, not the wheel')
+    monkeypatch.setenv('MIQA_HOME', str(tmp_path))
+    (tmp_path / 'packages').mkdir()
+    (tmp_path / 'packages' / sources.FOOLBOX_WHEEL).write_bytes(b'not the wheel')
+    with pytest.raises(ValueError, match='sha256'):
+        sources._foolbox()

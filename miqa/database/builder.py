@@ -55,7 +55,7 @@ from miqa.datasets.index import (
     TaskLayout,
     task_layout,
 )
-from miqa.datasets.naming import DISTORTIONS, VARIANTS, format_name, parse_name
+from miqa.datasets.naming import DISTORTIONS, format_name, parse_name
 from miqa.datasets.splits import make_split, official_split_path
 from miqa.datasets.transforms import read_rgb
 from miqa.distortions import LEVEL_RANKS, get_distortion, to_rgb_uint8
@@ -66,6 +66,8 @@ from miqa.version import __version__
 from .fusion import fusion_parameters, region_variants, soft_mask
 from .labels import LABEL_KEYS  # the six columns every labeller returns per image
 from .masks import MASK_SOURCES, find_mask_files, source_mask
+from .sources import attribution_markdown
+from .variants import check_subset, select_variants
 
 # Source collectors (``miqa.registry.SOURCES``): ``collector(**kwargs) -> [dict(src_id, path,
 # group=None, annotation=None, category='')]``. Configs name one as
@@ -82,6 +84,7 @@ DEFAULTS: Dict[str, Any] = dict(
     annotations=None,        # cls: JSON {src_id: class index or list} / CSV src_id,labels; det/ins: COCO json
     masks=None,              # folder of binary masks named like the sources (else saliency, see masks.py)
     distortions=None,        # None: all 10 (spec order)
+    variants=None,           # None: all 25 per distortion; dict(distortions=D, per_distortion=K): variants.py
     max_short_side=320,      # downscale so that the short side is at most this (None: keep)
     jpeg_quality=95,         # of the stored pristine source (the decoded JPEG is the reference)
     png_compression=1,       # zlib level of the variant PNGs (lossless: size and speed only)
@@ -101,10 +104,11 @@ DEFAULTS: Dict[str, Any] = dict(
 DEFAULT_START_METHOD = 'forkserver' if 'forkserver' in mp.get_all_start_methods() else 'spawn'
 #: Keys that decide the bytes of a database; a folder built with other values is not written
 #: into without ``force``. ``IMAGE_KEYS`` decide the images (shared by det and ins).
-PARAM_KEYS = ('task', 'sources', 'annotations', 'masks', 'distortions', 'max_short_side', 'jpeg_quality',
-              'png_compression', 'png_strategy', 'seed', 'fusion', 'labeller', 'val_ratio', 'split_seed')
-IMAGE_KEYS = ('sources', 'masks', 'distortions', 'max_short_side', 'jpeg_quality', 'png_compression',
-              'png_strategy', 'seed', 'fusion')
+PARAM_KEYS = ('task', 'sources', 'annotations', 'masks', 'distortions', 'variants', 'max_short_side',
+              'jpeg_quality', 'png_compression', 'png_strategy', 'seed', 'fusion', 'labeller', 'val_ratio',
+              'split_seed')
+IMAGE_KEYS = ('sources', 'masks', 'distortions', 'variants', 'max_short_side', 'jpeg_quality',
+              'png_compression', 'png_strategy', 'seed', 'fusion')
 _SIBLING = {'det': 'ins', 'ins': 'det'}
 
 
@@ -289,6 +293,7 @@ def build_settings(cfg: Any, out: Optional[str] = None) -> Dict[str, Any]:
     if settings['label_in'] not in ('worker', 'main'):
         raise ValueError(f"label_in must be 'worker' or 'main', got {settings['label_in']!r}")
     settings['fusion'] = fusion_parameters(**(settings['fusion'] or {}))
+    settings['variants'] = check_subset(settings['variants'], len(settings['distortions']))
     return {k: v.to_dict() if isinstance(v, ConfigDict) else v for k, v in settings.items()}
 
 
@@ -311,6 +316,7 @@ class Plan:
     seed: int
     fusion: Dict[str, Any] = field(default_factory=dict)
     mask_files: Dict[str, str] = field(default_factory=dict)
+    variants: Optional[Dict[str, int]] = None
 
 
 def make_plan(settings: Mapping[str, Any]) -> Plan:
@@ -319,7 +325,7 @@ def make_plan(settings: Mapping[str, Any]) -> Plan:
                 tuple(settings['distortions']), settings['max_short_side'], int(settings['jpeg_quality']),
                 int(settings['png_compression']), int(settings['png_strategy']), int(settings['seed']),
                 dict(settings['fusion']),
-                find_mask_files(settings['masks']))
+                find_mask_files(settings['masks']), settings['variants'])
 
 
 def _state_dir(out: str, task: str) -> Path:
@@ -421,13 +427,14 @@ def prepare_source(plan: Plan, src: Mapping[str, Any], keep_images: bool = True)
     _write_bytes(plan.layout.src_images / f'{src_id}{plan.layout.src_ext}', jpeg)
     png = [cv2.IMWRITE_PNG_COMPRESSION, plan.png_compression, cv2.IMWRITE_PNG_STRATEGY, plan.png_strategy]
     variants: Dict[str, np.ndarray] = {}
-    for distortion in plan.distortions:
-        images = region_variants(source, distortion, record['seed'], soft, src_id)
+    chosen = select_variants(plan.distortions, record['seed'], plan.variants)
+    for distortion, rows in chosen.items():
+        images = region_variants(source, distortion, record['seed'], soft, src_id, variants=rows)
         for name, image in images.items():
             _write_bytes(folder / name, _encode('.png', image, png))
         if keep_images:
             variants.update(images)
-    expected = {format_name(src_id, d, *v) for d in plan.distortions for v in VARIANTS}
+    expected = {format_name(src_id, d, *v) for d, rows in chosen.items() for v in rows}
     for stale in set(os.listdir(folder)) - expected:  # leftovers of a killed run
         os.unlink(folder / stale)
     sx, sy = w / raw.shape[1], h / raw.shape[0]
@@ -807,6 +814,8 @@ def finalize_database(cfg: Any, out: Optional[str] = None) -> Dict[str, Any]:
         mask_sources={k: sum(r['mask_source'] == k for r in sources.values()) for k in MASK_SOURCES},
         splits={k: len(v) for k, v in splits.items()}, num_finished=len(finished), finished=finished,
         unreadable=unreadable, sources=sources)
+    atomic_write_text(str(Path(out) / f'ATTRIBUTION_{task}.md'),
+                      attribution_markdown(sources, f'MIQD database, task {task}'))
     atomic_write_text(str(manifest_path(out, task)), json.dumps(_plain(manifest), indent=1, sort_keys=True))
     return manifest
 

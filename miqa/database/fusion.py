@@ -23,7 +23,7 @@ exactly the fg image (core) or the bg image (eroded background), byte for byte.
 and 10 background-dominated (j > i).
 """
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -141,8 +141,10 @@ def fuse(fg_img: np.ndarray, bg_img: np.ndarray, mask: Union[np.ndarray, SoftMas
 
 
 def region_variants(source: np.ndarray, distortion: str, seed: int, mask: Union[np.ndarray, SoftMask],
-                    src_id: str, levels: Optional[List[np.ndarray]] = None) -> Dict[str, np.ndarray]:
-    """The 25 official variants of ``source`` under ``distortion`` (spec §2-3), name -> uint8 image.
+                    src_id: str, levels: Optional[List[np.ndarray]] = None,
+                    variants: Sequence[Tuple[str, int, int]] = VARIANTS) -> Dict[str, np.ndarray]:
+    """The 25 official variants of ``source`` under ``distortion`` (spec §2-3), name -> uint8 image
+    (or only ``variants``, rows of :data:`~miqa.datasets.naming.VARIANTS`).
 
     The 5 levels are computed once (``distortion_levels(source, distortion, seed)``, or passed
     as ``levels``); uniform variants are the levels themselves, ``fg_stronger_fg<i>_bg<j>`` /
@@ -154,7 +156,7 @@ def region_variants(source: np.ndarray, distortion: str, seed: int, mask: Union[
     soft = mask if isinstance(mask, SoftMask) else soft_mask(mask)
     return {format_name(src_id, distortion, region, fg, bg):
             levels[fg - 1] if fg == bg else fuse(levels[fg - 1], levels[bg - 1], soft)
-            for region, fg, bg in VARIANTS}
+            for region, fg, bg in variants}
 
 
 def fusion_parameters(soft_kernel: int = SOFT_KERNEL, core_kernel: int = CORE_KERNEL,

