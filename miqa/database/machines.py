@@ -215,10 +215,15 @@ class ClassifierMachine(Machine):
         out = []
         for i, image in enumerate(images):
             x = torch.from_numpy(np.ascontiguousarray(check_image(image, i))).to(self.device)
-            x = x.permute(2, 0, 1)[None].float().div_(255)
-            x = RESIZERS[self.resize](x, self.input_size, self.crop_pct, self.interpolation)
-            out.append(x.clamp_(0, 1))
-        return (torch.cat(out) - self.mean) / self.std
+            out.append(self.geometry(x.permute(2, 0, 1)[None].float().div_(255)))
+        return self.normalise(torch.cat(out))
+
+    def geometry(self, x: Tensor) -> Tensor:
+        """A float batch in [0, 1] -> the ``S x S`` model view (``resize``), clamped to [0, 1]."""
+        return RESIZERS[self.resize](x, self.input_size, self.crop_pct, self.interpolation).clamp_(0, 1)
+
+    def normalise(self, x: Tensor) -> Tensor:
+        return (x - self.mean) / self.std
 
     def predict(self, images: Sequence[Image]) -> np.ndarray:
         """Softmax probabilities, float64 ``(len(images), num_classes)``."""

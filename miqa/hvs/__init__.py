@@ -9,6 +9,7 @@ from miqa.registry import SCORERS
 
 from .base import HVSScorer
 from .classic import PSNR, SSIM, VSI
+from .confidence import ClassifierConfidence, Lite0MSP
 from .deep_fr import DISTS, LPIPS
 from .hyperiqa import HyperIQA
 from .maniqa import MANIQA, MANIQAKADID, MANIQAPIPAL
@@ -23,4 +24,5 @@ def build_scorer(cfg: Union[str, Dict[str, Any]], **kwargs) -> HVSScorer:
 
 
 __all__ = ['HVSScorer', 'build_scorer', 'SCORERS', 'PSNR', 'SSIM', 'VSI', 'LPIPS', 'DISTS', 'HVS_WEIGHTS',
-           'scorer_status', 'HyperIQA', 'MANIQA', 'MANIQAKADID', 'MANIQAPIPAL']
+           'scorer_status', 'HyperIQA', 'MANIQA', 'MANIQAKADID', 'MANIQAPIPAL', 'ClassifierConfidence',
+           'Lite0MSP']
