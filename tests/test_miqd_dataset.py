@@ -315,3 +315,26 @@ def test_tree_fixture_is_deterministic_and_official(make_tree, miqd_root):
     assert {img['id'] for img in coco['images']} == {int(s) for s in miqd_root['det']['src_ids']}
     assert {a['category_id'] for a in coco['annotations']} <= {c['id'] for c in coco['categories']}
     assert all(len(a['bbox']) == 4 and a['segmentation'] and a['iscrowd'] == 0 for a in coco['annotations'])
+
+
+def test_source_without_ground_truth_is_consistency_only(make_tree):
+    """A source whose accuracy column is 'nan' throughout (a photo with no fitting class): its
+    composite label is its consistency and it is left out of the accuracy labels."""
+    tree = make_tree(tasks=('cls',), n_src=4, distortions=('fog',))
+    src_id = tree['cls']['train'][0]
+    csv_path = tree['cls']['layout'].labels / f'{src_id}_mmos.csv'
+    lines = csv_path.read_text().splitlines()
+    header = lines[0].split(',')
+    col = header.index('weighted_accuracy')
+    lines[1:] = [','.join(c if i != col else 'nan' for i, c in enumerate(line.split(',')))
+                 for line in lines[1:]]
+    csv_path.write_text('\n'.join(lines) + '\n')
+    kw = dict(task='cls', split='train', split_file='official', cache_dir=False)
+    composite = infos(MIQDDataset(tree['root'], label_type='composite', **kw))
+    nan_rows = [i for i in composite if i['src_id'] == src_id]
+    other = [i for i in composite if i['src_id'] != src_id]
+    assert len(nan_rows) == 25 and other
+    assert all(np.isnan(i['accuracy']) and i['gt_score'] == i['consistency'] for i in nan_rows)
+    assert all(i['gt_score'] == pytest.approx(0.5 * i['consistency'] + 0.5 * i['accuracy']) for i in other)
+    accuracy = infos(MIQDDataset(tree['root'], label_type='accuracy', **kw))
+    assert {i['src_id'] for i in accuracy} == {i['src_id'] for i in other} and len(accuracy) == len(other)

@@ -239,13 +239,17 @@ def _line_number(path: Path, row: int) -> int:
     return -1
 
 
-def _numbers(path: Path, texts: Sequence[str], column: str) -> np.ndarray:
-    """``texts`` as float64; a non-numeric or non-finite label is an error naming file and line."""
+def _numbers(path: Path, texts: Sequence[str], column: str, allow_nan: bool = False) -> np.ndarray:
+    """``texts`` as float64; a non-numeric or non-finite label is an error naming file and line,
+    except, with ``allow_nan``, a column that is ``nan`` in every row (the accuracy of a source
+    without ground truth; a ``nan`` among numbers stays an error)."""
     try:
         values = np.array(texts, dtype=np.float64)
     except ValueError:
         values = np.array([_float_or_nan(text) for text in texts])
-    bad = np.flatnonzero(~np.isfinite(values))
+        written_nan = np.array([text.strip().lower() == 'nan' for text in texts])
+        values[np.isnan(values) & ~written_nan] = np.inf  # text that is no number: always an error
+    bad = np.flatnonzero(~np.isfinite(values) & ~(np.isnan(values) & allow_nan & np.isnan(values).all()))
     if bad.size:
         i = int(bad[0])
         raise ValueError(f'{path}, line {_line_number(path, i)}: {column} = {texts[i]!r} '
@@ -266,7 +270,8 @@ def _read_cls_labels(path: Path, src_id: str) -> _Rows:
     prefix = f'{src_id}/'
     names = [p[len(prefix):] if p.startswith(prefix) else p for p in paths]
     _check_unique(path, names)
-    return _Rows(names, _numbers(path, consistency, CLS_COLUMNS[1]), _numbers(path, accuracy, CLS_COLUMNS[2]),
+    return _Rows(names, _numbers(path, consistency, CLS_COLUMNS[1]),
+                 _numbers(path, accuracy, CLS_COLUMNS[2], allow_nan=True),
                  path)
 
 
@@ -276,7 +281,7 @@ def _read_det_labels(accuracy_path: Path, consistency_path: Path) -> _Rows:
     for path in (accuracy_path, consistency_path):
         names, values = _read_csv(path, DET_COLUMNS)
         _check_unique(path, names)
-        tables.append((list(names), _numbers(path, values, DET_COLUMNS[1])))
+        tables.append((list(names), _numbers(path, values, DET_COLUMNS[1], allow_nan=path == accuracy_path)))
     (names, accuracy), (other_names, consistency) = tables
     if names == other_names:
         return _Rows(names, consistency, accuracy, accuracy_path)

@@ -11,7 +11,7 @@ from mmengine.logging import print_log
 
 from miqa.registry import DATASETS
 
-from .index import TASKS, PathLike, TaskLayout, load_index, task_layout
+from .index import TASKS, LabelIndex, PathLike, TaskLayout, load_index, task_layout
 from .naming import DISTORTIONS, REGIONS, TAILS, VARIANT_TABLE
 from .splits import SPLITS, make_split, official_categories, official_split_path, read_split_file
 
@@ -95,10 +95,7 @@ class MIQDDataset(BaseDataset):
             per_src[code] = (src_id, f'{src_id}_', f'{layout.images / src_id}{os.sep}{src_id}_',
                              ref_paths[src_id], categories.get(src_id, ''))
         per_variant = [(tail, *row) for tail, row in zip(TAILS, VARIANT_TABLE)]
-        consistency = index.consistency[rows]
-        accuracy = index.accuracy[rows]
-        gt_score = {'composite': 0.5 * consistency + 0.5 * accuracy, 'consistency': consistency,
-                    'accuracy': accuracy}[self.label_type]
+        rows, consistency, accuracy, gt_score = self._labels(index, rows)
         data_list = []
         append = data_list.append
         for code, variant, c, a, g in zip(index.src[rows].tolist(), index.variant[rows].tolist(),
@@ -109,6 +106,28 @@ class MIQDDataset(BaseDataset):
                     'filename': prefix + tail, 'distortion': distortion, 'region': region, 'fg_level': fg,
                     'bg_level': bg, 'category': category, 'consistency': c, 'accuracy': a, 'gt_score': g})
         return data_list
+
+    def _labels(self, index: LabelIndex, rows: np.ndarray) -> Tuple[np.ndarray, ...]:
+        """``(rows, consistency, accuracy, gt_score)``. A source without ground truth (a photo with
+        no fitting class: accuracy written as ``nan`` by the builder) has consistency-only labels:
+        its composite label is its consistency, and it is left out of ``label_type='accuracy'``
+        (both logged with the count)."""
+        consistency, accuracy = index.consistency[rows], index.accuracy[rows]
+        no_truth = np.isnan(accuracy)
+        if no_truth.any():
+            what = {'composite': 'their composite label is their consistency',
+                    'consistency': 'consistency labels are complete',
+                    'accuracy': 'left out of the accuracy labels'}[self.label_type]
+            print_log(f'MIQD {self.task} {self.split}: {int(no_truth.sum())} of {len(rows)} images come from '
+                      f'sources without ground truth (accuracy nan): {what}', logger='current',
+                      level=logging.INFO)
+            if self.label_type == 'accuracy':
+                keep = ~no_truth
+                rows, consistency, accuracy = rows[keep], consistency[keep], accuracy[keep]
+                no_truth = no_truth[keep]
+        composite = np.where(no_truth, consistency, 0.5 * consistency + 0.5 * accuracy)
+        gt_score = {'composite': composite, 'consistency': consistency, 'accuracy': accuracy}[self.label_type]
+        return rows, consistency, accuracy, gt_score
 
     def _split_sources(self, src_ids: List[str]) -> Tuple[List[str], Dict[str, str]]:
         """Source ids of ``self.split`` and the categories known for them."""
