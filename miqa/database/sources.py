@@ -105,6 +105,19 @@ def _foolbox() -> Path:
     return wheel
 
 
+def fetch_foolbox_wheel() -> Path:
+    """Download the pinned foolbox wheel into :func:`packages_dir` (``pip download``, no install)
+    unless it is there or foolbox is installed; the file is checked against its sha256."""
+    import subprocess
+    import sys
+
+    wheel = packages_dir() / FOOLBOX_WHEEL
+    if importlib.util.find_spec('foolbox') is None and not wheel.is_file():
+        subprocess.run([sys.executable, '-m', 'pip', 'download', '-q', 'foolbox==3.3.4', '--no-deps',
+                        '--dest', str(packages_dir())], check=True)
+    return _foolbox()
+
+
 @dataclass(frozen=True)
 class PackageRoot:
     """Where a package keeps its photos: ``kind`` ('pip' or 'debian'), ``locate()`` -> a folder
