@@ -14,10 +14,12 @@ import time
 
 from mmengine.config import Config
 from mmengine.dist import is_main_process
+from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
 from miqa.evaluation.iqa_metric import breakdown_table
 from miqa.evaluation.reference import paper_row
+from miqa.models.weights import load_model_weights
 from miqa.utils import setup_runtime
 from miqa.utils.config import load_config, parse_runner_args, set_split_dir
 from miqa.utils.io import atomic_write_text, unique_path
@@ -50,7 +52,7 @@ def build_config(args) -> Config:
     cfg.test_evaluator['breakdown'] = True
     if args.fit:
         cfg.test_evaluator['fit'] = None if args.fit == 'none' else args.fit
-    cfg.load_from = args.checkpoint
+    cfg.load_from = None  # loaded strictly in main() (mmengine's load_from is strict=False)
     cfg.resume = False
     return setup_runtime(cfg, args.launcher)
 
@@ -100,6 +102,9 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = build_config(args)
     runner = Runner.from_cfg(cfg)
+    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    load_model_weights(model, args.checkpoint)  # every key covered, or an error listing them
+    runner.logger.info(f'loaded {args.checkpoint} (strict)')
     metrics = runner.test()
     if is_main_process():
         metric = runner.test_loop.evaluator.metrics[0]

@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import pickle
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -255,20 +256,90 @@ def trust_on_first_use(file: str, path: PathLike, url: str = '') -> str:
 
 
 # ---------------------------------------------------------------- training checkpoints
-def training_checkpoint_globals() -> list:
-    """Data-only classes mmengine training checkpoints pickle beside the weights (message hub)."""
+class UnsafeCheckpointError(RuntimeError):
+    """A checkpoint references a global outside :func:`training_checkpoint_globals`: refused, unread."""
+
+
+def _history_buffer_method(owner: Any, name: str) -> Any:
+    """The only ``getattr`` a training checkpoint may call: mmengine's ``HistoryBuffer`` pickles its
+    statistics methods (``min``, ``max``, ``current``, ``mean`` and registered ones) by name."""
     from mmengine.logging.history_buffer import HistoryBuffer
-    core = getattr(np, '_core', None) or np.core
-    return [HistoryBuffer, np.ndarray, core.multiarray._reconstruct, getattr]
+
+    names = {'min', 'max', 'current', 'mean', *HistoryBuffer._statistics_methods}
+    if owner is HistoryBuffer and isinstance(name, str) and name in names:
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(f'builtins.getattr({getattr(owner, "__qualname__", type(owner).__name__)}, '
+                                 f'{name!r}) is not allowed (only HistoryBuffer statistics methods)')
+
+
+def training_checkpoint_globals() -> list:
+    """The exact globals an mmengine 0.10.7 training checkpoint pickles beside its tensors.
+
+    Found by saving real checkpoints through the Runner (epoch-, iteration-based and best
+    checkpoints of ``tools/train.py``) and listing ``torch.serialization.get_unsafe_globals_in_checkpoint``:
+    the message hub's ``HistoryBuffer`` (numpy arrays of float64 values and int64 counts, its
+    statistics methods pickled as ``getattr(HistoryBuffer, name)``) and numpy scalars in ``meta``.
+    ``builtins.getattr`` maps to :func:`_history_buffer_method`, which resolves nothing else; numpy 1.x
+    names of the same functions are accepted for checkpoints saved there. No module prefixes.
+    """
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    return [HistoryBuffer, np.ndarray, np.dtype, type(np.dtype('f8')), type(np.dtype('i8')),
+            _NP_CORE.multiarray._reconstruct, _NP_CORE.multiarray.scalar,
+            (_NP_CORE.multiarray._reconstruct, 'numpy.core.multiarray._reconstruct'),
+            (_NP_CORE.multiarray.scalar, 'numpy.core.multiarray.scalar'),
+            (_history_buffer_method, 'builtins.getattr')]
+
+
+def _allowed_names(allowed: Iterable[Any]) -> set:
+    return {item[1] if isinstance(item, tuple) else f'{item.__module__}.{item.__qualname__}'
+            for item in allowed}
+
+
+def refusal(path: PathLike, err: Exception, allowed: Iterable[Any] = ()) -> UnsafeCheckpointError:
+    """The error for a file that ``weights_only=True`` refused: names the file and the globals it
+    references beyond ``allowed`` (read from the pickle's opcodes, nothing is executed)."""
+    try:
+        names = sorted(set(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
+                       - _allowed_names(allowed))
+    except Exception:  # not a zip checkpoint, or opcodes torch's scanner does not know
+        names = []
+    detail = re.search(r'WeightsUnpickler error:\s*(.+)', str(err))
+    what = (f'it references {", ".join(names)}' if names else 'the restricted unpickler refused it ('
+            + (detail.group(1) if detail else str(err).strip().splitlines()[0])[:300] + ')')
+    return UnsafeCheckpointError(
+        f'{path} is not an mmengine training checkpoint that loads with torch.load(weights_only=True) '
+        f'without running code: {what}. '
+        'Only tensors, containers and the exact data classes of '
+        'miqa.models.weights.training_checkpoint_globals are allowed. Nothing was executed. '
+        'If you trust the file, re-save its weights '
+        '(torch.save(ckpt["state_dict"], new_file)) in a trusted environment and pass the new file.')
+
+
+def load_training_checkpoint(path: PathLike, map_location: Any = None) -> Any:
+    """An mmengine training checkpoint (weights, optimizer, message hub, meta) or a plain state
+    dict, with ``torch.load(weights_only=True)`` and exactly :func:`training_checkpoint_globals`.
+
+    Anything else raises :class:`UnsafeCheckpointError` naming the file and the globals; there is
+    no full-unpickle fallback.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'checkpoint not found: {path}')
+    allowed = training_checkpoint_globals()
+    try:
+        with torch.serialization.safe_globals(allowed):
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise refusal(path, err, allowed) from None
 
 
 def load_checkpoint_state_dict(path: PathLike) -> StateDict:
     """The weights of a checkpoint, always with ``torch.load(weights_only=True)``.
 
     Plain state dicts and ``{'state_dict': ...}`` files load directly
-    (:func:`miqa.models.weights.load_state_dict_file`). mmengine training checkpoints
-    (``tools/train.py``'s ``best_*.pth``) also pickle their message hub (``HistoryBuffer``, numpy
-    arrays); those few data classes are allowed to the restricted unpickler, nothing else.
+    (:func:`load_state_dict_file`); mmengine training checkpoints (``tools/train.py``'s
+    ``best_*.pth``) also pickle their message hub, whose exact data classes
+    (:func:`training_checkpoint_globals`) are allowed to the restricted unpickler, nothing else.
     """
     path = Path(path)
     if not path.is_file():
@@ -278,9 +349,49 @@ def load_checkpoint_state_dict(path: PathLike) -> StateDict:
     except RuntimeError as err:
         if not isinstance(err.__cause__, pickle.UnpicklingError):
             raise
+        allowed = _SAFE_GLOBALS + training_checkpoint_globals()
         try:
-            with torch.serialization.safe_globals(_SAFE_GLOBALS + training_checkpoint_globals()):
+            with torch.serialization.safe_globals(allowed):
                 obj = torch.load(path, map_location='cpu', weights_only=True)
-        except pickle.UnpicklingError:
-            raise err from None
+        except pickle.UnpicklingError as inner:
+            raise refusal(path, inner, allowed) from None
         return unwrap_state_dict(obj)
+
+
+def _converter_for(state_dict: Mapping[str, torch.Tensor], arch: Optional[str]) -> Callable:
+    """The converter of the authors' released layout: the zoo's ``arch`` when known, else by key layout."""
+    from miqa.models.converters import CONVERSIONS, convert_baseline, convert_ra_miqa
+
+    if arch is not None:
+        return CONVERSIONS[arch][0]
+    if any(k.startswith(('base_model.', 'mask_encoder.', 'quality_regressor.')) for k in state_dict):
+        return convert_ra_miqa
+    return convert_baseline
+
+
+def load_model_weights(model: torch.nn.Module, path: PathLike, arch: Optional[str] = None) -> None:
+    """Load a checkpoint into ``model`` strictly: the one loader of ``tools/test.py``, ``MIQAModel``,
+    ``batch_assess`` and ``miqa assess``.
+
+    This project's layout (``tools/train.py`` checkpoints, ``tools/convert_checkpoint.py`` output)
+    loads as it is; the authors' released layout goes through :mod:`miqa.models.converters`.
+    Every key of the model must be covered with its shape, and no key may be left over: the
+    frozen region encoder is part of every checkpoint ``tools/train.py`` writes, so there are no
+    exceptions. Otherwise a :class:`ValueError` lists the missing / unexpected keys.
+    """
+    from miqa.models.converters import _shorten, check_state_dict
+
+    sd = load_checkpoint_state_dict(path)
+    target = model.state_dict()
+    if set(sd) != set(target):
+        try:
+            sd = _converter_for(sd, arch)(sd, target, ())
+        except ValueError as err:
+            missing, unexpected = set(target) - set(sd), set(sd) - set(target)
+            raise ValueError(
+                f'checkpoint {path} does not fit the model ({type(model).__name__}) built from the config: '
+                f'{len(missing)} missing keys: {_shorten(missing)}; {len(unexpected)} unexpected keys: '
+                f'{_shorten(unexpected)}. Nor is it the authors\' released layout ({err}) '
+                'Check that the config is the one the checkpoint was trained with.') from None
+    check_state_dict(sd, target, f'{type(model).__name__} of {path}')
+    model.load_state_dict(sd, strict=True)

@@ -1,8 +1,20 @@
 """Small file helpers for jobs that must not lose or tear results."""
+import fnmatch
 import os
+import sys
 import tempfile
 import time
 from typing import Optional
+
+#: Test hook of the fault-injection suite (``tests/test_faults.py``): ``PATTERN[:SECONDS]`` makes
+#: :func:`atomic_write_bytes` pause halfway through writing a file whose name matches the
+#: ``fnmatch`` pattern (``SECONDS``, default 60), after printing ``miqa-fault: pausing in write
+#: of <path>`` to stderr, so that a SIGKILL lands inside the write deterministically.
+FAULT_ENV = 'MIQA_FAULT_PAUSE_IN_WRITE'
+TEMP_SUFFIX = '.tmp'
+
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 def atomic_write_text(path: str, text: str) -> None:
@@ -10,20 +22,63 @@ def atomic_write_text(path: str, text: str) -> None:
     atomic_write_bytes(path, text.encode())
 
 
-def atomic_write_bytes(path: str, data: bytes) -> None:
+def atomic_write_bytes(path: str, data: bytes, fsync: bool = False) -> None:
     """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``:
-    readers see the old file or the new one, never a torn one."""
+    readers see the old file or the new one, never a torn one, and a failure (or a kill) part
+    way leaves the old file as it was. The new file gets the usual permissions (``0o666 & ~umask``);
+    ``fsync=True`` also flushes it to the disk before the rename (survives a power cut)."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.tmp_', suffix=os.path.basename(path))
+    name = os.path.basename(path)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f'.{name}.', suffix=TEMP_SUFFIX)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, 'wb') as f:
-            f.write(data)
+            pause = _fault_pause(name)
+            if pause:
+                half = len(data) // 2
+                f.write(data[:half])
+                f.flush()
+                print(f'miqa-fault: pausing in write of {path}', file=sys.stderr, flush=True)
+                time.sleep(pause)
+                f.write(data[half:])
+            else:
+                f.write(data)
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _fault_pause(name: str) -> float:
+    spec = os.environ.get(FAULT_ENV)
+    if not spec:
+        return 0.0
+    pattern, _, seconds = spec.partition(':')
+    return float(seconds or 60) if fnmatch.fnmatch(name, pattern) else 0.0
+
+
+def remove_temporaries(folder: str, pattern: str = '*') -> list:
+    """Delete the temporary files that killed :func:`atomic_write_bytes` calls left in ``folder``
+    for destination names matching ``pattern``; returns their paths. Only for a folder no other
+    process is writing into."""
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return removed
+    for entry in names:
+        if entry.startswith('.') and entry.endswith(TEMP_SUFFIX):
+            target = entry[1:-len(TEMP_SUFFIX)].rsplit('.', 1)[0]  # .<name>.<random>.tmp -> <name>
+            if fnmatch.fnmatch(target, pattern):
+                path = os.path.join(folder, entry)
+                os.unlink(path)
+                removed.append(path)
+    return removed
 
 
 def unique_path(path: str) -> str:

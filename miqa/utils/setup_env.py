@@ -4,10 +4,11 @@ Each fix answers a breakage measured with torch 2.14 (see README, "Runtime notes
 
 1. checkpoint loading -- torch now loads with ``weights_only=True`` by default and
    mmengine's training checkpoints pickle a ``HistoryBuffer`` and numpy scalars, so
-   ``--resume`` fails. We register a loader that tries ``weights_only=True`` first and
-   falls back to a full unpickle *only* when every global the file references belongs to
-   mmengine/numpy (i.e. the file is an mmengine training checkpoint). Weights a user hands
-   in go through :func:`miqa.models.weights.load_state_dict`, always ``weights_only=True``.
+   ``--resume`` fails. Every checkpoint mmengine opens (``load_from``, ``--resume`` path or
+   auto, ``tools/test.py``; local files and http(s) URLs) loads through
+   :func:`miqa.models.weights.load_training_checkpoint`: ``weights_only=True`` with exactly the
+   data classes those checkpoints hold, never a full unpickle. Checkpoint writes are atomic
+   (temporary file + ``os.replace`` in the same folder): a crash never leaves a torn file.
 2. torchrun on CPU -- mmengine's ``init_dist`` calls ``torch.cuda.set_device``; we open a
    ``gloo`` process group first, and the Runner then uses it.
 3. DDP on CPU -- ``device_ids`` must be ``None`` for CPU modules.
@@ -16,14 +17,15 @@ Each fix answers a breakage measured with torch 2.14 (see README, "Runtime notes
 """
 import os
 import pickle
-from typing import Iterable
+import urllib.parse
 
 import torch
 import torch.distributed as dist
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
-_TRUSTED_GLOBAL_PREFIXES = ('mmengine.', 'numpy.', 'builtins.getattr', 'collections.', 'torch.')
+from miqa.utils.io import atomic_write_bytes
+
 _PATCHED = False
 
 
@@ -38,45 +40,50 @@ def register_all_modules(init_default_scope: bool = True) -> None:
         DefaultScope.get_instance('miqa', scope_name='miqa')
 
 
-def _untrusted_globals(filename: str) -> Iterable[str]:
-    names = torch.serialization.get_unsafe_globals_in_checkpoint(filename)
-    return [n for n in names if not n.startswith(_TRUSTED_GLOBAL_PREFIXES)]
-
-
 def load_training_checkpoint(filename: str, map_location=None):
-    """Load an mmengine training checkpoint (weights, optimizer, message hub, meta).
+    """An mmengine training checkpoint, loaded safely (see
+    :func:`miqa.models.weights.load_training_checkpoint`: ``weights_only=True``, exact globals)."""
+    from miqa.models.weights import load_training_checkpoint as load
 
-    ``weights_only=True`` first (with the data classes mmengine pickles beside the weights,
-    :func:`miqa.models.weights.training_checkpoint_globals`); if the file needs more, it is
-    unpickled in full only when all the globals it references are mmengine/numpy/torch ones.
-    Anything else is refused.
-    """
-    if not os.path.isfile(filename):
-        raise FileNotFoundError(f'checkpoint not found: {filename}')
-    from miqa.models.weights import training_checkpoint_globals
+    return load(filename, map_location)
 
+
+def _load_url(url: str, model_dir=None, map_location=None, progress: bool = False, **kwargs):
+    """mmengine's http(s) loader (``load_from=https://...``, also behind ``torchvision://``,
+    ``open-mmlab://``): torch.hub's download and cache, then :func:`load_training_checkpoint`'s
+    restricted unpickler instead of torch.hub's full one."""
+    from miqa.models.weights import refusal, training_checkpoint_globals
+
+    allowed = training_checkpoint_globals()
     try:
-        with torch.serialization.safe_globals(training_checkpoint_globals()):
-            return torch.load(filename, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError:
-        pass
-    try:
-        untrusted = _untrusted_globals(filename)
-    except Exception as err:
-        untrusted = [f'<unreadable pickle: {err}>']
-    if untrusted:
-        raise RuntimeError(
-            f'{filename} is not an mmengine training checkpoint: it references {untrusted}. '
-            'Load model weights through miqa.models.weights.load_state_dict (weights_only=True) '
-            'or convert them with tools/convert_checkpoint.py.')
-    return torch.load(filename, map_location=map_location, weights_only=False)
+        with torch.serialization.safe_globals(allowed):
+            return torch.hub.load_state_dict_from_url(url, model_dir=model_dir, map_location=map_location,
+                                                      progress=progress, weights_only=True)
+    except pickle.UnpicklingError as err:
+        folder = model_dir or os.path.join(torch.hub.get_dir(), 'checkpoints')
+        cached = os.path.join(folder, os.path.basename(urllib.parse.urlparse(url).path))
+        raise refusal(cached if os.path.isfile(cached) else url, err, allowed) from None
 
 
-def patch_checkpoint_loading() -> None:
-    """Route mmengine's local-file checkpoint loading through :func:`load_training_checkpoint`."""
-    from mmengine.runner.checkpoint import CheckpointLoader
+def _atomic_put(self, obj: bytes, filepath) -> None:
+    """``LocalBackend.put`` (every checkpoint, ``last_checkpoint`` and mmengine dump) made atomic."""
+    atomic_write_bytes(str(filepath), obj, fsync=True)
 
-    CheckpointLoader.register_scheme(prefixes='', force=True)(load_training_checkpoint)
+
+def _atomic_put_text(self, obj: str, filepath, encoding: str = 'utf-8') -> None:
+    atomic_write_bytes(str(filepath), obj.encode(encoding), fsync=True)
+
+
+def patch_checkpoint_io() -> None:
+    """Route mmengine's checkpoint reads through :func:`load_training_checkpoint` (local files and
+    http(s)) and make its local writes atomic."""
+    from mmengine.fileio.backends import LocalBackend
+    from mmengine.runner import checkpoint
+
+    checkpoint.CheckpointLoader.register_scheme(prefixes='', force=True)(load_training_checkpoint)
+    checkpoint.load_url = _load_url  # load_from_http's download-and-load (torch.hub, weights_only=False)
+    LocalBackend.put = _atomic_put
+    LocalBackend.put_text = _atomic_put_text
 
 
 def init_cpu_distributed(launcher: str) -> None:
@@ -108,7 +115,7 @@ def setup_runtime(cfg: Config, launcher: str = 'none') -> Config:
     global _PATCHED
     if not _PATCHED:
         register_all_modules(init_default_scope=False)
-        patch_checkpoint_loading()
+        patch_checkpoint_io()
         _PATCHED = True
     init_cpu_distributed(launcher)
     return adapt_config(cfg, launcher)
