@@ -279,10 +279,10 @@ def test_huge_images_are_downscaled_first(model, monkeypatch, tmp_path):
     np.testing.assert_array_equal(small, ref)
     assert np.isfinite(model.assess(huge))
     assert load_image(huge, max_side=None).shape == huge.shape
-    # files above PIL's decompression-bomb limit are refused before decoding
+    # files above PIL's decompression-bomb limit are refused before decoding (read_rgb's header check)
     cv2.imwrite(str(tmp_path / 'bomb.png'), photo(100, 100))
     monkeypatch.setattr(Image, 'MAX_IMAGE_PIXELS', 1000)
-    with pytest.raises(ValueError, match=r'bomb\.png.*downscale'):
+    with pytest.raises(OSError, match=r'bomb\.png.*downscale'):
         model.assess(tmp_path / 'bomb.png')
 
 

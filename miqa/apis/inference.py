@@ -23,7 +23,9 @@ Inputs (:func:`load_image`):
 
 Images whose longer side exceeds ``max_side`` (default 4096) are first shrunk to it with
 ``cv2.INTER_AREA`` (so a huge photo never fills memory; the reference warp to 288 would discard
-that detail anyway); files above PIL's decompression-bomb limit (~179 Mpx) are refused.
+that detail anyway); files whose header promises more than ~179 Mpx (PIL's decompression-bomb
+limit, checked by :func:`~miqa.datasets.transforms.read_rgb` before decoding, for every format) are
+refused.
 Unusable inputs raise ``ValueError`` / ``TypeError`` / ``OSError`` naming the input.
 """
 import copy
@@ -40,6 +42,7 @@ from mmengine.config import Config
 from PIL import Image
 
 from miqa.datasets.transforms import read_rgb
+from miqa.models.weights import load_model_weights
 from miqa.registry import MODELS, TRANSFORMS
 
 from . import zoo
@@ -123,17 +126,6 @@ def _tensor_to_rgb(t: torch.Tensor, what: str) -> np.ndarray:
     return _array_to_rgb(t.permute(1, 2, 0).numpy(), 'rgb', what)
 
 
-def _check_decodable(path: str) -> None:
-    """Refuse files above PIL's decompression-bomb limit before decoding them (header only)."""
-    try:
-        with Image.open(path) as im:
-            im.size  # noqa: B018  (header read)
-    except Image.DecompressionBombError as err:
-        raise ValueError(f'{path}: {err}; downscale the image first') from None
-    except Exception:  # not PIL-readable: read_rgb decides (and names the problem)
-        pass
-
-
 def load_image(image: ImageInput, channel_order: str = 'bgr',
                max_side: Optional[int] = DEFAULT_MAX_SIDE) -> np.ndarray:
     """Any accepted input (see the module docstring) -> RGB uint8 HxWx3, longer side <= ``max_side``."""
@@ -144,7 +136,6 @@ def load_image(image: ImageInput, channel_order: str = 'bgr',
         path = os.fspath(image)
         if not os.path.exists(path):
             raise FileNotFoundError(f'image not found: {path}')
-        _check_decodable(path)
         rgb = read_rgb(path)
     elif isinstance(image, np.ndarray):
         rgb = _array_to_rgb(image, channel_order, what)
@@ -224,35 +215,6 @@ def _inference_model_cfg(model_cfg: Mapping) -> dict:
     if 'region_cache' in cfg:
         cfg['region_cache'] = False
     return cfg
-
-
-def _converter_for(state_dict: Mapping[str, torch.Tensor], arch: Optional[str]):
-    """The converter of the authors' layout: the zoo's arch when known, else by key layout."""
-    from miqa.models.converters import CONVERSIONS, convert_baseline, convert_ra_miqa
-
-    if arch is not None:
-        return CONVERSIONS[arch][0]
-    if any(k.startswith(('base_model.', 'mask_encoder.', 'quality_regressor.')) for k in state_dict):
-        return convert_ra_miqa
-    return convert_baseline
-
-
-def load_weights(model: torch.nn.Module, path: Union[str, os.PathLike], arch: Optional[str] = None) -> None:
-    """Load a checkpoint into ``model`` strictly: this project's layout as it is, the authors'
-    released layout through :mod:`miqa.models.converters`."""
-    from miqa.models.converters import check_state_dict
-    from miqa.models.weights import load_checkpoint_state_dict
-
-    sd = load_checkpoint_state_dict(path)
-    target = model.state_dict()
-    if set(sd) != set(target):
-        try:
-            sd = _converter_for(sd, arch)(sd, target, ())
-        except ValueError as err:
-            raise ValueError(f'checkpoint {path} does not fit the model ({type(model).__name__}): {err} '
-                             'Check that config= is the one the checkpoint was trained with.') from None
-    check_state_dict(sd, target, f'{type(model).__name__} of {path}')
-    model.load_state_dict(sd, strict=True)
 
 
 def select_device(device: Union[str, torch.device, None] = 'auto') -> torch.device:
@@ -336,7 +298,7 @@ class MIQAModel:
             warnings.warn(f'MIQAModel: {self.name} has RANDOM weights (checkpoint=False): scores are '
                           'meaningless', stacklevel=2)
         else:
-            load_weights(self.model, checkpoint, self.entry.arch if self.entry else None)
+            load_model_weights(self.model, checkpoint, self.entry.arch if self.entry else None)
             self.checkpoint = os.fspath(checkpoint)
         self.model.to(self.device).eval()
 
