@@ -34,6 +34,8 @@ from miqa.hvs import HVSScorer, build_scorer
 from miqa.registry import HOOKS, SCORERS
 from miqa.utils.io import atomic_write_text
 
+from .hooks import strict_options
+
 #: The full-reference scores the hook adds by default (higher = better quality).
 FR_METRICS = ('PSNR', 'SSIM')
 COLUMNS = ('SRCC', 'PLCC', 'KRCC', 'RMSE')
@@ -118,6 +120,7 @@ def reference_table(rows: Mapping[str, Mapping[str, Any]], n: int, label: str) -
 
 
 @HOOKS.register_module()
+@strict_options()
 class HVSReferenceHook(Hook):
     """After training, print the model's val SRCC/PLCC beside PSNR and SSIM on the same split.
 
