@@ -229,8 +229,8 @@ def test_index_cache_is_read_then_invalidated(make_tree, tmp_path, monkeypatch):
     monkeypatch.setenv('MIQA_HOME', str(tmp_path / 'home'))
     tree = make_tree(tasks=('det',), n_src=2, distortions=('fog',))
     first = load_index(tree['root'], 'det')
-    cached = list((tmp_path / 'home' / 'cache' / 'index').glob('det-*.pkl'))
-    assert len(cached) == 1 and not list(Path(tree['root']).rglob('*.pkl'))
+    cached = list((tmp_path / 'home' / 'cache' / 'index').glob('det-*.npz'))
+    assert len(cached) == 1 and not list(Path(tree['root']).rglob('*.npz'))
 
     real_read_csv = index_mod._read_csv
 
@@ -264,7 +264,7 @@ def test_cache_dir_argument_and_disabled(make_tree, tmp_path, monkeypatch):
     monkeypatch.setenv('MIQA_HOME', str(tmp_path / 'home'))
     tree = make_tree(tasks=('cls',), n_src=1, distortions=('fog',))
     load_index(tree['root'], 'cls', cache_dir=tmp_path / 'c')
-    assert [p.suffix for p in (tmp_path / 'c').iterdir()] == ['.pkl']  # no temporary file left
+    assert [p.suffix for p in (tmp_path / 'c').iterdir()] == ['.npz']  # no temporary file left
     MIQDDataset(tree['root'], task='cls', cache_dir=False)
     assert not (tmp_path / 'home').exists()
 

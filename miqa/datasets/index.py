@@ -9,9 +9,10 @@ size, mtime_ns) or any ``images/<src_id>`` folder changes (mtime_ns).
 """
 import csv
 import hashlib
+import io
+import json
 import logging
 import os
-import pickle
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ CLS_LABEL_SUFFIX = '_mmos.csv'
 CLS_COLUMNS = ('dist_images', 'weighted_consistency', 'weighted_accuracy')
 DET_LABEL_SUFFIXES = {'accuracy': '_accuracy.csv', 'consistency': '_consistency.csv'}
 DET_COLUMNS = ('filename', 'AP_weighted_avg')
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # 3: .npz + JSON (nothing in it can execute); 2 was a pickle
 
 PathLike = Union[str, os.PathLike]
 
@@ -128,7 +129,7 @@ def load_index(data_root: PathLike, task: str,
     if cache_dir is not False:
         cache_root = miqa_home() / 'cache' / 'index' if cache_dir in (None, True) else Path(cache_dir)
         key = hashlib.sha1(f'{layout.root}\0{task}'.encode()).hexdigest()[:16]
-        cache_path = cache_root / f'{task}-{key}.pkl'
+        cache_path = cache_root / f'{task}-{key}.npz'
         index = _read_cache(cache_path, str(layout.root), task, fingerprint)
         if index is not None:
             return index
@@ -137,9 +138,8 @@ def load_index(data_root: PathLike, task: str,
     print_log(f'MIQD {task}: indexed {len(index):,} label rows of {len(index.src_ids):,} sources '
               f'in {time.perf_counter() - start:.1f} s', logger='current', level=logging.INFO)
     if cache_path is not None:
-        _write_cache(cache_path, dict(version=CACHE_VERSION, root=str(layout.root), task=task,
-                                      fingerprint=fingerprint,
-                                      columns=dict(vars(index))))
+        _write_cache(cache_path, index, dict(version=CACHE_VERSION, root=str(layout.root), task=task,
+                                             fingerprint=fingerprint))
     return index
 
 
@@ -316,25 +316,54 @@ def _check_unique(path: Path, names: Sequence[str]) -> None:
         first[name] = i
 
 
+#: Columns of the cache file: dtype of each (one row per label row).
+_CACHE_COLUMNS = dict(src=np.int32, variant=np.int16, consistency=np.float64, accuracy=np.float64,
+                      exists=np.bool_)
+
+
 def _read_cache(path: Path, root: str, task: str, fingerprint: str) -> Optional[LabelIndex]:
+    """The cached index, or None when there is none, it is stale, or it is not exactly what
+    :func:`_write_cache` writes (checked before use: ``.npz`` read with ``allow_pickle=False``,
+    the expected columns, dtypes, lengths and code ranges, a JSON header). Nothing in it runs."""
     try:
-        with open(path, 'rb') as file:
-            payload = pickle.load(file)
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
+        meta = json.loads(arrays.pop('meta').tobytes().decode())
+        if not (meta.get('version') == CACHE_VERSION and meta.get('root') == root
+                and meta.get('task') == task and meta.get('fingerprint') == fingerprint):
+            return None
+        return _validated(arrays, meta['src_ids'])
     except FileNotFoundError:
         return None
-    except Exception as err:  # a truncated or foreign file is rebuilt, never trusted
-        print_log(f'ignoring unreadable index cache {path}: {err!r}', logger='current', level=logging.WARNING)
+    except Exception as err:  # a truncated, foreign or planted file is rebuilt, never trusted
+        print_log(f'ignoring unusable index cache {path}: {err!r}', logger='current', level=logging.WARNING)
         return None
-    if not (isinstance(payload, dict) and payload.get('version') == CACHE_VERSION
-            and payload.get('root') == root and payload.get('task') == task
-            and payload.get('fingerprint') == fingerprint):
-        return None
-    return LabelIndex(**payload['columns'])
 
 
-def _write_cache(path: Path, payload: dict) -> None:
+def _validated(arrays: Dict[str, np.ndarray], src_ids: list) -> LabelIndex:
+    if set(arrays) != set(_CACHE_COLUMNS):
+        raise ValueError(f'columns {sorted(arrays)}, expected {sorted(_CACHE_COLUMNS)}')
+    n = len(arrays['src'])
+    for name, dtype in _CACHE_COLUMNS.items():
+        if arrays[name].dtype != dtype or arrays[name].shape != (n,):
+            raise ValueError(f'column {name}: {arrays[name].dtype} {arrays[name].shape}, '
+                             f'expected {np.dtype(dtype)} ({n},)')
+    if not (isinstance(src_ids, list) and all(isinstance(s, str) for s in src_ids)
+            and src_ids == sorted(set(src_ids))):
+        raise ValueError('src_ids must be sorted unique strings')
+    if n and not (0 <= arrays['src'].min() and arrays['src'].max() < len(src_ids)
+                  and 0 <= arrays['variant'].min() and arrays['variant'].max() < len(VARIANT_TABLE)):
+        raise ValueError('source or variant codes out of range')
+    return LabelIndex(src_ids=src_ids, **arrays)
+
+
+def _write_cache(path: Path, index: LabelIndex, meta: dict) -> None:
     """Atomic (a failure to write only costs the next run a rebuild)."""
+    buffer = io.BytesIO()
+    header = json.dumps(dict(meta, src_ids=index.src_ids)).encode()
+    np.savez(buffer, meta=np.frombuffer(header, np.uint8),
+             **{name: np.asarray(getattr(index, name), dtype) for name, dtype in _CACHE_COLUMNS.items()})
     try:
-        atomic_write_bytes(str(path), pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
+        atomic_write_bytes(str(path), buffer.getvalue())
     except OSError as err:
         print_log(f'could not write the index cache {path}: {err}', logger='current', level=logging.WARNING)
