@@ -11,7 +11,16 @@ from mmengine.logging import print_log
 
 from miqa.registry import DATASETS
 
-from .index import TASKS, LabelIndex, PathLike, TaskLayout, load_index, task_layout
+from .index import (
+    CLS_LABEL_SUFFIX,
+    DET_LABEL_SUFFIXES,
+    TASKS,
+    LabelIndex,
+    PathLike,
+    TaskLayout,
+    load_index,
+    task_layout,
+)
 from .naming import DISTORTIONS, REGIONS, TAILS, VARIANT_TABLE
 from .splits import SPLITS, make_split, official_categories, official_split_path, read_split_file
 
@@ -37,6 +46,8 @@ class MIQDDataset(BaseDataset):
             ``'official'``: ``<data_root>/splits/miqa_<cls|det>_<split>.csv``; a path: that file.
         on_missing: a label row whose image is not on disk is ``'skip'``-ped (one warning with
             the count) or an ``'error'`` naming the first such file.
+        out_of_range: labels outside [0, 1] (spec §1) are kept with one ``'warn'``-ing (the count and
+            the first label file), or are an ``'error'`` naming it.
         cache_dir: label-index cache (``None``: ``$MIQA_HOME/cache/index``; ``False``: off).
         **kwargs: passed to mmengine's ``BaseDataset`` (``lazy_init``, ``indices``,
             ``serialize_data``, ``max_refetch``, ``metainfo`` ...).
@@ -54,17 +65,19 @@ class MIQDDataset(BaseDataset):
                  split_seed: int = 0,
                  val_ratio: float = 0.2,
                  on_missing: str = 'skip',
+                 out_of_range: str = 'warn',
                  cache_dir: Union[None, bool, PathLike] = None,
                  pipeline: Optional[list] = None,
                  test_mode: bool = False,
                  **kwargs) -> None:
         for name, value, allowed in (('task', task, TASKS), ('label_type', label_type, LABEL_TYPES),
-                                     ('split', split, SPLITS), ('on_missing', on_missing, ('skip', 'error'))):
+                                     ('split', split, SPLITS), ('on_missing', on_missing, ('skip', 'error')),
+                                     ('out_of_range', out_of_range, ('warn', 'error'))):
             if value not in allowed:
                 raise ValueError(f'MIQDDataset: unknown {name} {value!r}; expected one of {allowed}')
         self.task, self.label_type, self.split = task, label_type, split
         self.split_file, self.split_seed, self.val_ratio = split_file, split_seed, val_ratio
-        self.on_missing, self.cache_dir = on_missing, cache_dir
+        self.on_missing, self.out_of_range, self.cache_dir = on_missing, out_of_range, cache_dir
         kwargs.setdefault('data_prefix', {})
         super().__init__(data_root=os.fspath(data_root), pipeline=pipeline or [], test_mode=test_mode,
                          **kwargs)
@@ -96,6 +109,9 @@ class MIQDDataset(BaseDataset):
                              ref_paths[src_id], categories.get(src_id, ''))
         per_variant = [(tail, *row) for tail, row in zip(TAILS, VARIANT_TABLE)]
         rows, consistency, accuracy, gt_score = self._labels(index, rows)
+        if not len(rows):
+            raise ValueError(self._empty_split_message(layout, index, split_ids))
+        self._check_range(layout, index, rows, consistency, accuracy)
         data_list = []
         append = data_list.append
         for code, variant, c, a, g in zip(index.src[rows].tolist(), index.variant[rows].tolist(),
@@ -144,6 +160,46 @@ class MIQDDataset(BaseDataset):
                       f'label files (e.g. {", ".join(sorted(unknown)[:3])})', logger='current',
                       level=logging.WARNING)
         return split.src_ids, categories
+
+    def _split_name(self) -> str:
+        if self.split_file is None:
+            return f'the own split by source (split_seed={self.split_seed}, val_ratio={self.val_ratio})'
+        path = (official_split_path(self.data_root, self.task, self.split) if self.split_file == 'official'
+                else self.split_file)
+        return f'split file {path}'
+
+    def _empty_split_message(self, layout: TaskLayout, index: LabelIndex, split_ids: List[str]) -> str:
+        """Why the split has no samples (mmengine's samplers would divide by its length)."""
+        known = set(split_ids).intersection(index.src_ids)
+        where = self._split_name()
+        examples = f', e.g. {", ".join(index.src_ids[:3])}' if index.src_ids else ''
+        return (f'MIQD {self.task} {self.split}: no samples. {where[0].upper()}{where[1:]} lists '
+                f'{len(split_ids)} source(s), {len(known)} of them with label files in {layout.labels} '
+                f'(data_root {self.data_root}: {len(index.src_ids)} labelled sources{examples}); their '
+                f'images are looked for in {layout.images}. Check data_root and the split file '
+                '(split_file=None makes a split from the labelled sources).')
+
+    def _check_range(self, layout: TaskLayout, index: LabelIndex, rows: np.ndarray,
+                     consistency: np.ndarray, accuracy: np.ndarray) -> None:
+        """Labels lie in [0, 1] (spec §1): others are counted and the first is named (``out_of_range``)."""
+        tol = 1e-6
+        bad = np.zeros(len(rows), bool)
+        for column in (consistency, accuracy):
+            with np.errstate(invalid='ignore'):  # nan: an accuracy without ground truth
+                bad |= (column < -tol) | (column > 1 + tol)
+        if not bad.any():
+            return
+        i = int(np.flatnonzero(bad)[0])
+        src_id, tail = index.src_ids[index.src[rows[i]]], TAILS[index.variant[rows[i]]]
+        suffixes = (CLS_LABEL_SUFFIX,) if self.task == 'cls' else tuple(DET_LABEL_SUFFIXES.values())
+        labels = ', '.join(str(layout.labels / f'{src_id}{suffix}') for suffix in suffixes)
+        msg = (f'MIQD {self.task} {self.split}: {int(bad.sum())} of {len(rows)} images have labels outside '
+               f'[0, 1], the first {src_id}_{tail} (consistency {consistency[i]:.6g}, accuracy '
+               f'{accuracy[i]:.6g}) in {labels}')
+        if self.out_of_range == 'error':
+            raise ValueError(msg + ' (out_of_range="warn" keeps them)')
+        print_log(msg + '; kept as they are (out_of_range="error" refuses them)', logger='current',
+                  level=logging.WARNING)
 
     def _report_missing(self, layout: TaskLayout, examples: List[str], count: int) -> None:
         paths = [str(layout.images / example) for example in examples]
