@@ -15,8 +15,9 @@ Weights live in ``$MIQA_HOME/weights/<file>`` (default ``~/.cache/miqa/weights``
 is downloaded (progress bar; Google-Drive links go to the direct-download endpoint) unless
 ``MIQA_OFFLINE=1`` or ``download=False``; offline or when the download fails, a
 :class:`FileNotFoundError` names the file, its URL and where to put it. Checksums: the authors
-publish none, so the first download's SHA-256 is recorded in ``$MIQA_HOME/weights/sha256.json``
-with a warning (trust on first use) and every later use is verified against it. Pin a known
+publish none, so the SHA-256 of the first file seen (downloaded, or put there by hand) is recorded
+in ``$MIQA_HOME/weights/sha256.json`` with a warning (trust on first use) and every later use is
+verified against it. Pin a known
 digest with ``sha256=`` (:func:`fetch_weights`, ``MIQAModel(..., sha256=...)``) or
 :func:`pin_sha256`; a mismatch raises :class:`ChecksumError` and the file is not used.
 
@@ -42,6 +43,7 @@ from miqa.models.weights import (
     record_sha256,
     recorded_sha256,
     sha256_store,
+    trust_on_first_use,
     weights_dir,
 )
 
@@ -285,6 +287,8 @@ def fetch_weights(entry: ZooEntry, *, sha256: Optional[str] = None, download: Op
                     'the pin if the new file is the one you trust.')
         if sha256 and not entry.sha256:
             record_sha256(entry.file, expected, 'pinned', entry.url)
+        elif verify and expected is None:  # placed by hand: recorded now, so a later swap is caught
+            trust_on_first_use(entry.file, dst, entry.url)
         return dst
     if download is None:
         download = not offline()
