@@ -25,6 +25,14 @@ TASKS = ('cls', 'det', 'ins')
 LABELS = ('composite', 'consistency', 'accuracy')
 
 
+def finite_float(text: str) -> float:
+    """argparse type: a finite number (``nan`` and ``inf`` are refused before anything loads)."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f'{text!r} is not a finite number')
+    return value
+
+
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group('model (a published one, or --config + --checkpoint)')
     g.add_argument('--model', default='ra-miqa', metavar='NAME',
@@ -80,11 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--max-frames', type=int, help='assess at most this many frames')
     p.add_argument('--batch-size', type=int, default=16,
                    help='frames per forward pass (default: %(default)s)')
-    p.add_argument('--threshold', type=float,
+    p.add_argument('--threshold', type=finite_float,
                    help='degradation threshold (default: the lower edge of the Medium band, 0.4)')
-    p.add_argument('--min-duration', type=float, default=1.0,
+    p.add_argument('--min-duration', type=finite_float, default=1.0,
                    help='shortest degraded segment, seconds (default: %(default)s)')
-    p.add_argument('--smooth', type=float, default=1.0,
+    p.add_argument('--smooth', type=finite_float, default=1.0,
                    help='moving-average width in seconds, 0 = raw (default: %(default)s)')
     p.add_argument('--save-dir', help='write <video>_miqa.json and <video>_miqa.png here')
     p.add_argument('--annotate', action='store_true', help='also write <video>_miqa.mp4 with scores drawn')

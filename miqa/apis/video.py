@@ -26,6 +26,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 import cv2
 import numpy as np
 
+from miqa.utils.image_header import identify
 from miqa.utils.io import atomic_write_bytes, atomic_write_text, unique_path
 
 PathLike = Union[str, os.PathLike]
@@ -140,6 +141,11 @@ def _open(path: str) -> cv2.VideoCapture:
         raise VideoReadError(f'cannot read video {path}: it is a folder, not a video file')
     if os.path.getsize(path) == 0:
         raise VideoReadError(f'cannot read video {path}: the file is empty (0 bytes)')
+    with open(path, 'rb') as f:
+        still = identify(f.read(64))
+    if still is not None and still != 'GIF':  # OpenCV would play a still image as a 1-frame video
+        raise VideoReadError(f'{path} is a still image ({still}), not a video: score it with `miqa assess` '
+                             '(MIQAModel.assess)')
     cap = cv2.VideoCapture(path)
     if not cap.isOpened():
         cap.release()
@@ -367,6 +373,10 @@ class VideoMIQA:
         if annotate and save_dir is None:
             raise ValueError('annotate=True writes a video: give save_dir')
         threshold = self.default_threshold() if threshold is None else float(threshold)
+        for name, value in (('threshold', threshold), ('min_duration_s', min_duration_s), ('smooth', smooth)):
+            if not math.isfinite(value) or (name != 'threshold' and value < 0):
+                raise ValueError(f'{name} must be a finite number' + (' >= 0' if name != 'threshold' else '')
+                                 + f', got {value}')
         path = os.fspath(path)
         rate, count, frames = read_frames(path, every_n=every_n, max_frames=max_frames, fps=fps)
         period = every_n / rate
