@@ -61,6 +61,7 @@ from miqa.datasets.transforms import read_rgb
 from miqa.distortions import LEVEL_RANKS, get_distortion, to_rgb_uint8
 from miqa.registry import SOURCES
 from miqa.utils.io import atomic_write_bytes, atomic_write_text
+from miqa.utils.processes import exit_with_parent
 from miqa.version import __version__
 
 from .fusion import fusion_parameters, region_variants, soft_mask
@@ -529,6 +530,7 @@ def _limit_threads() -> None:
 
 
 def _init_worker(plan: Plan, labeller_factory: Optional[Callable[[], Any]]) -> None:
+    exit_with_parent('build worker')  # a killed build leaves no worker writing into the folder
     _limit_threads()
     _WORKER.update(plan=plan, labeller=labeller_factory() if labeller_factory else None, described=False)
     _limit_threads()  # again: the labeller may have imported torch

@@ -14,6 +14,8 @@ Each fix answers a breakage measured with torch 2.14 (see README, "Runtime notes
 3. DDP on CPU -- ``device_ids`` must be ``None`` for CPU modules.
 4. collate -- mmengine's default ``pseudo_collate`` hands lists to the model; every miqa
    dataloader uses ``default_collate``.
+5. torchrun workers outlive a killed agent -- each rank watches its parent and stops when the
+   agent is gone.
 """
 import os
 import pickle
@@ -86,6 +88,15 @@ def patch_checkpoint_io() -> None:
     LocalBackend.put_text = _atomic_put_text
 
 
+def stop_with_launcher(launcher: str) -> None:
+    """A torchrun worker stops when its elastic agent dies (a ``kill -9`` of torchrun would
+    otherwise leave the ranks training, and writing checkpoints, on their own; fix 5)."""
+    if launcher == 'pytorch' and 'TORCHELASTIC_RUN_ID' in os.environ:
+        from miqa.utils.processes import exit_with_parent
+
+        exit_with_parent(f'torchrun rank {os.environ.get("RANK", "?")}')
+
+
 def init_cpu_distributed(launcher: str) -> None:
     """Open a gloo process group for ``torchrun`` on machines without CUDA (fix 2)."""
     if launcher == 'none' or torch.cuda.is_available() or not dist.is_available():
@@ -111,11 +122,12 @@ def adapt_config(cfg: Config, launcher: str = 'none') -> Config:
 
 
 def setup_runtime(cfg: Config, launcher: str = 'none') -> Config:
-    """Everything a tool needs before ``Runner.from_cfg``: registration, fixes 1-4. Idempotent."""
+    """Everything a tool needs before ``Runner.from_cfg``: registration, fixes 1-5. Idempotent."""
     global _PATCHED
     if not _PATCHED:
         register_all_modules(init_default_scope=False)
         patch_checkpoint_io()
         _PATCHED = True
+    stop_with_launcher(launcher)
     init_cpu_distributed(launcher)
     return adapt_config(cfg, launcher)
