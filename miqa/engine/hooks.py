@@ -102,8 +102,56 @@ class MultiValCheckpointHook(CheckpointHook):
     previous best is deleted only after the new best is complete, so a kill at any moment leaves
     whole files only (at worst the old and the new best side by side; the next new best removes
     the old one). Temporaries a killed run left in the work dir are deleted at the next start.
+    When a validation follows an epoch (iteration) checkpoint, the checkpoint is saved after it:
+    mmengine saves it before, and ``--resume`` from it never replays that validation, so a kill
+    during the validation or the best write would lose that best for good; saved after, a resume
+    replays the epoch and its validation and ends with the same files as an uninterrupted run.
     Options are checked when the hook is built: a typo fails at start-up with a did-you-mean.
     """
+
+    _pending = None  # (step, meta) of an epoch/iteration checkpoint deferred until after validation
+
+    def _validation_follows(self, runner, step: int) -> bool:
+        """Whether the train loop validates right after finishing ``step`` (epoch or iteration)."""
+        loop = runner.train_loop
+        last = getattr(loop, 'max_epochs' if self.by_epoch else 'max_iters', None)
+        interval = getattr(loop, 'val_interval', None)
+        return (runner.val_loop is not None and interval is not None and step >= getattr(loop, 'val_begin', 1)
+                and (step % interval == 0 or step == last))
+
+    def after_train_epoch(self, runner) -> None:
+        step = runner.epoch + 1
+        if self.by_epoch and self._validation_follows(runner, step) and (
+                self.every_n_epochs(runner, self.interval, self.save_begin)
+                or (self.save_last and self.is_last_train_epoch(runner))):
+            self._pending = (step, dict(epoch=step, iter=runner.iter))
+            return
+        super().after_train_epoch(runner)
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        step = runner.iter + 1
+        if not self.by_epoch and self._validation_follows(runner, step) and (
+                self.every_n_train_iters(runner, self.interval, self.save_begin)
+                or (self.save_last and self.is_last_train_iter(runner))):
+            self._pending = (step, dict(epoch=runner.epoch, iter=step))
+            return
+        super().after_train_iter(runner, batch_idx, data_batch, outputs)
+
+    def _save_pending(self, runner) -> None:
+        if self._pending is not None:
+            (step, meta), self._pending = self._pending, None
+            runner.logger.info(f'Saving checkpoint at {step} {"epochs" if self.by_epoch else "iterations"}')
+            self._save_checkpoint_with_step(runner, step, meta)
+
+    def before_train_epoch(self, runner) -> None:  # the predicted validation did not run
+        self._save_pending(runner)
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        self._save_pending(runner)
+
+    def after_train(self, runner) -> None:
+        self._save_pending(runner)
+        super().after_train(runner)
 
     def before_train(self, runner) -> None:
         super().before_train(runner)
@@ -117,7 +165,14 @@ class MultiValCheckpointHook(CheckpointHook):
     def after_val_epoch(self, runner, metrics):
         loop = getattr(runner, '_train_loop', None)
         if not getattr(loop, 'in_mid_epoch_val', False):
-            return super().after_val_epoch(runner, metrics)
+            if self._pending is None:
+                return super().after_val_epoch(runner, metrics)
+            last_ckpt, self.last_ckpt = self.last_ckpt, None  # no re-save of the previous checkpoint
+            try:
+                super().after_val_epoch(runner, metrics)  # the best first, then the checkpoint recording it
+            finally:
+                self.last_ckpt = last_ckpt
+            return self._save_pending(runner)
         by_epoch, last_ckpt, tmpl = self.by_epoch, self.last_ckpt, self.filename_tmpl
         # iteration naming, no epoch re-save
         self.by_epoch, self.last_ckpt, self.filename_tmpl = False, None, 'iter_{}.pth'

@@ -6,12 +6,14 @@ import tempfile
 import time
 from typing import Optional
 
-#: Test hook of the fault-injection suite (``tests/test_faults.py``): ``PATTERN[:SECONDS]`` makes
-#: :func:`atomic_write_bytes` pause halfway through writing a file whose name matches the
-#: ``fnmatch`` pattern (``SECONDS``, default 60), after printing ``miqa-fault: pausing in write
-#: of <path>`` to stderr, so that a SIGKILL lands inside the write deterministically.
+#: Test hook of the fault-injection suite (``tests/test_faults.py``): ``PATTERN[:SECONDS[:N]]`` makes
+#: :func:`atomic_write_bytes` pause halfway through the ``N``-th (default 1st) write, in this
+#: process, of a file whose name matches the ``fnmatch`` pattern, for ``SECONDS`` (default 60),
+#: after printing ``miqa-fault: pausing in write of <path>`` to stderr, so that a SIGKILL lands
+#: inside the write deterministically.
 FAULT_ENV = 'MIQA_FAULT_PAUSE_IN_WRITE'
 TEMP_SUFFIX = '.tmp'
+_FAULT_COUNT = [0]
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
@@ -58,8 +60,11 @@ def _fault_pause(name: str) -> float:
     spec = os.environ.get(FAULT_ENV)
     if not spec:
         return 0.0
-    pattern, _, seconds = spec.partition(':')
-    return float(seconds or 60) if fnmatch.fnmatch(name, pattern) else 0.0
+    pattern, seconds, nth = (spec.split(':') + ['', ''])[:3]
+    if not fnmatch.fnmatch(name, pattern):
+        return 0.0
+    _FAULT_COUNT[0] += 1
+    return float(seconds or 60) if _FAULT_COUNT[0] == int(nth or 1) else 0.0
 
 
 def remove_temporaries(folder: str, pattern: str = '*') -> list:
