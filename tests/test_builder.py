@@ -23,6 +23,7 @@ from miqa.database.builder import (
     select_shard,
     source_seed,
 )
+from miqa.database.machines import Machine
 from miqa.database.masks import MASK_SOURCES
 from miqa.datasets import MIQDDataset, parse_name, read_split_file, variant_names
 from miqa.datasets.splits import official_split_path
@@ -318,6 +319,46 @@ def test_cli(photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     assert tool.main([str(config), '--out', str(out), '--num-shards', '2', '--shard-index', '1',
                       '--no-progress']) == 0
     assert tool.main([str(config), '--out', str(out), '--finalize']) == 0
+
+
+class SpreadMachine(Machine):
+    """A deterministic 3-class 'classifier' whose output moves with the degradation: softmax of the
+    grey-level spread, the mean and a constant (noise widens the spread, blur narrows it)."""
+
+    task = 'cls'
+
+    def predict(self, images):
+        return np.stack([_spread_probs(np.asarray(im)) for im in images])
+
+
+def _spread_probs(rgb: np.ndarray) -> np.ndarray:
+    grey = rgb.astype(np.float64).mean(axis=2)
+    logits = np.array([grey.std() / 255 * 30, grey.mean() / 255 * 3, 1.0])
+    e = np.exp(logits - logits.max())
+    return e / e.sum()
+
+
+def test_default_consistency_is_probability_overlap(photos: Path, tmp_path: Path):
+    """A built label equals the hand-computed sum_k min(p_k, q_k) (p: the machine on the stored pristine
+    JPEG, q: on the variant PNG), so the default formula is pinned, not compared with itself."""
+    from miqa.database.labels import MachineLabeller
+
+    factory = functools.partial(MachineLabeller, 'cls', [SpreadMachine('spread', device='cpu')],
+                                missing_annotation='nan')  # no consistency= given: the default
+    out = tmp_path / 'out'
+    _build(_cfg(photos), out, labeller_factory=factory, limit=1)
+    (labels,) = (out / 'miqa_cls' / 'labels').glob('*_mmos.csv')
+    src_id = labels.name[:-len('_mmos.csv')]
+    source = cv2.imread(str(out / 'miqa_cls' / 'src_images' / f'{src_id}.JPEG'))[:, :, ::-1]
+    p = _spread_probs(source)
+    rows = _read_csv(labels)
+    assert len(rows) == 50
+    hand = []
+    for row in rows:
+        variant = cv2.imread(str(out / 'miqa_cls' / 'images' / row['dist_images']))[:, :, ::-1]
+        hand.append(np.minimum(p, _spread_probs(variant)).sum())
+        assert float(row['weighted_consistency']) == pytest.approx(hand[-1], abs=1e-6), row['dist_images']
+    assert min(hand) < 0.95  # the variants do move the machine (top-1 agreement would say 1.0 here)
 
 
 def test_check_scores():

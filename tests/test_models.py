@@ -60,6 +60,30 @@ def test_token_layout_and_head_follow_spec():
     assert model.head[0].in_features == 768 and model.head[0].out_features == 384 and model.head[2].p == 0.2
 
 
+def test_token_features_equal_the_hand_built_sequence():
+    """Forward equivalence on random weights (spec §4): the ViT runs on [region, CLS, patches] plus the
+    198-slot-style position embedding, and the features are concat(CLS out, region out)."""
+    model = MODELS.build(TOKEN_CFG).eval()
+    inputs, samples, region_inputs = _batch()
+    bb = model.backbone
+    with torch.no_grad():
+        region = model.region_projector(model.region_encoder(region_inputs))  # (B, 384)
+        sequence = torch.cat([region[:, None], bb.cls_token.expand(B, -1, -1), bb.patch_embed(inputs)], dim=1)
+        x = sequence + model.pos_embed
+        for block in bb.blocks:
+            x = block(x)
+        out = bb.norm(x)
+        expected = torch.cat([out[:, 1], out[:, 0]], dim=1)
+        features = model._token_features(inputs, region)
+        torch.testing.assert_close(features, expected, rtol=1e-5, atol=1e-6)
+        scores = model(inputs, samples, region_inputs, mode='tensor')
+        torch.testing.assert_close(scores, model.head(expected).squeeze(-1), rtol=1e-5, atol=1e-6)
+        # sequence slot 0 is the region token: changing it changes the region half of the features
+        moved = model._token_features(inputs, region + torch.randn_like(region))
+    assert (moved[:, 384:] - features[:, 384:]).abs().max() > 1e-3
+    assert not torch.equal(out[:, 0], out[:, 1])
+
+
 def test_region_encoder_is_frozen():
     model = MODELS.build(TOKEN_CFG)
     model.train()
