@@ -130,3 +130,11 @@ def test_video(tiny, capsys, tmp_path):
     assert Path(report['outputs']['json']).is_file() and Path(report['outputs']['plot']).is_file()
     assert main(['video', str(tmp_path / 'missing.mp4'), *model_args(tiny)]) == 2
     assert 'missing.mp4' in capsys.readouterr().err
+
+
+def test_video_refuses_a_still_image_and_nan_threshold(tiny, capsys, tmp_path):
+    assert main(['video', tiny['images'][0], *model_args(tiny)]) == 2
+    assert 'is a still image' in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # refused by the argument parser, before the model loads
+        main(['video', str(tmp_path / 'clip.mp4'), '--threshold', 'nan', *model_args(tiny)])
+    assert exit_info.value.code == 2 and "'nan' is not a finite number" in capsys.readouterr().err

@@ -1,6 +1,7 @@
 """MIQDDataset, its label index, cache and splits, on synthetic trees in the official layout."""
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -338,3 +339,35 @@ def test_source_without_ground_truth_is_consistency_only(make_tree):
     assert all(i['gt_score'] == pytest.approx(0.5 * i['consistency'] + 0.5 * i['accuracy']) for i in other)
     accuracy = infos(MIQDDataset(tree['root'], label_type='accuracy', **kw))
     assert {i['src_id'] for i in accuracy} == {i['src_id'] for i in other} and len(accuracy) == len(other)
+
+
+@pytest.mark.parametrize('how', ['empty_file', 'unknown_sources'])
+def test_an_empty_split_names_the_split_file_and_the_data_root(how, miqd_root, tmp_path):
+    """Instead of a ZeroDivisionError inside mmengine's sampler."""
+    split = tmp_path / 'my_split.csv'
+    split.write_text('Image Name,Category,Quality Score\n' + (
+        'ILSVRC2012_val_99999999.JPEG,ski,0.5\n' if how == 'unknown_sources' else ''))
+    with pytest.raises(ValueError, match=rf'no samples\. Split file {re.escape(str(split))} lists '
+                                         rf'{1 if how == "unknown_sources" else 0} source.*'
+                                         rf'data_root {re.escape(str(miqd_root["root"]))}'):
+        MIQDDataset(miqd_root['root'], task='cls', split='val', split_file=split, cache_dir=False)
+
+
+def test_labels_outside_unit_interval_warned_with_count_or_refused(make_tree, logged):
+    tree = make_tree(tasks=('cls',), n_src=2, distortions=('fog',))
+    src_id = tree['cls']['src_ids'][0]
+    labels = tree['cls']['layout'].labels / f'{src_id}_mmos.csv'
+    rows = labels.read_text().splitlines()
+    for i, value in ((1, '1.7'), (2, '-0.25')):
+        cells = rows[i].split(',')
+        cells[i] = value  # consistency of row 1, accuracy of row 2
+        rows[i] = ','.join(cells)
+    labels.write_text('\n'.join(rows) + '\n')
+    split = 'train' if src_id in tree['cls']['train'] else 'val'
+    dataset = MIQDDataset(tree['root'], task='cls', split=split, split_file='official', cache_dir=False)
+    assert max(dataset.get_data_info(i)['consistency'] for i in range(len(dataset))) == 1.7  # kept
+    warning = next(m for m in logged if "outside [0, 1]" in m)
+    assert f'2 of {len(dataset)} images' in warning and str(labels) in warning
+    with pytest.raises(ValueError, match=rf'2 of \d+ images have labels outside \[0, 1\].*{labels.name}'):
+        MIQDDataset(tree['root'], task='cls', split=split, split_file='official', cache_dir=False,
+                    out_of_range='error')

@@ -161,3 +161,48 @@ def test_torchrun_two_processes_train_and_evaluate_like_one(trained):
     preds_two = sorted((tmp / 'two').glob('*_predictions.csv'))[-1].read_text()
     assert preds_one == preds_two  # same images, same order, same scores
     assert len(preds_two.splitlines()) == 14
+
+
+def _run_failing(args, cwd: Path) -> str:
+    env = dict(os.environ, HF_HUB_OFFLINE='1', WANDB_MODE='offline', OMP_NUM_THREADS='1')
+    proc = subprocess.run([sys.executable] + args, cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode != 0, (proc.stdout + proc.stderr)[-4000:]
+    return proc.stdout + proc.stderr
+
+
+def test_test_tool_refuses_a_checkpoint_that_does_not_fit_the_model(trained, tmp_path):
+    """mmengine's load_from is strict=False: random weights would be scored. tools/test.py loads through
+    the one strict loader of MIQAModel and lists the keys instead."""
+    tmp, cfg, work = trained
+    weights = state_dict(work / 'epoch_2.pth')
+    partial = {k: v for k, v in weights.items() if not k.startswith('head.')}
+    partial['stray.weight'] = torch.zeros(2)
+    torch.save({'state_dict': partial}, tmp_path / 'partial.pth')
+    out = _run_failing([str(ROOT / 'tools/test.py'), str(cfg), str(tmp_path / 'partial.pth'), '--work-dir',
+                        str(tmp_path / 'eval')], cwd=tmp)
+    assert re.search(r'partial\.pth does not fit the model \(RAMIQA\).*4 missing keys: head\.0\.bias', out)
+    assert '1 unexpected keys: stray.weight' in out
+    assert not list((tmp_path / 'eval').glob('test_*'))  # no result written
+
+
+def test_hook_option_typos_fail_at_start_up_with_did_you_mean(trained):
+    tmp, cfg, _ = trained
+    out = _run_failing([str(ROOT / 'tools/train.py'), str(cfg), '--work-dir', str(tmp / 'typo'),
+                        '--cfg-options', 'default_hooks.checkpoint.intervall=5'], cwd=tmp)
+    assert "unknown option(s) 'intervall' (did you mean 'interval'?)" in out
+    assert 'Epoch(train)' not in out and not list((tmp / 'typo').glob('*.pth'))  # before any training
+
+    from miqa.registry import HOOKS
+    from miqa.utils import register_all_modules
+    register_all_modules(init_default_scope=False)
+    with pytest.raises(TypeError, match=r"HVSReferenceHook: unknown option\(s\) 'fitt' \(did you mean 'fit'"):
+        HOOKS.build(dict(type='miqa.HVSReferenceHook', fitt='linear'))
+    hook = HOOKS.build(dict(type='miqa.MultiValCheckpointHook', interval=2, save_best='SRCC', rule='greater'))
+    assert hook.interval == 2 and hook.rules == ['greater']
+
+
+def test_mid_epoch_best_is_named_by_iteration(trained):
+    _, _, work = trained
+    bests = [p.name for p in work.glob('best_SRCC_*.pth')]
+    assert bests and all(re.fullmatch(r'best_SRCC_(iter_6|epoch_[12])\.pth', name) for name in bests), bests

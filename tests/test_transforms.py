@@ -152,3 +152,96 @@ def test_eval_pipeline_from_config_dicts(tmp_path, rgb):
     assert out['data_samples']['valid'] is True
     bad = pipeline(dict(img_path=str(tmp_path / 'missing.png'), gt_score=0.5, sample_idx=1))
     assert bad['inputs'].shape == (3, 224, 224) and bad['data_samples']['valid'] is False
+
+
+# ------------------------------------------------------------------ read_rgb: headers before decoding
+def radiance_hdr_bomb(path, width: int = 14000, height: int = 14000) -> None:
+    """A Radiance HDR file (new-style RLE) whose header says ``width x height``: each scanline is
+    runs of 127 equal bytes, so 14000 x 14000 takes 12.5 MB on disk and 2.35 GB once decoded."""
+    runs = bytearray()
+    left = width
+    while left:
+        n = min(127, left)
+        runs += bytes([128 + n, 128])
+        left -= n
+    line = bytes([2, 2, width >> 8, width & 255]) + bytes(runs) * 4  # R, G, B, E
+    with open(path, 'wb') as f:
+        f.write(f'#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y {height} +X {width}\n'.encode())
+        for _ in range(height):
+            f.write(line)
+
+
+def test_decompression_bomb_is_refused_from_its_header_fast_and_small(tmp_path):
+    import resource
+    import time
+
+    bomb = tmp_path / 'holiday.jpg'  # a renamed .hdr: the header, not the name, decides
+    radiance_hdr_bomb(bomb)
+    assert 12e6 < bomb.stat().st_size < 13e6
+    small = tmp_path / 'small.hdr'
+    radiance_hdr_bomb(small, 50, 40)
+    assert cv2.imread(str(small), cv2.IMREAD_UNCHANGED).shape == (40, 50, 3)  # a genuine HDR file
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    start = time.perf_counter()
+    with pytest.raises(OSError, match=r'holiday\.jpg.*HDR header says 14000x14000 = 196 Mpx, above'):
+        tf.read_rgb(str(bomb))
+    assert time.perf_counter() - start < 2.0
+    # the 12.5 MB file is read once; decoding would have taken > 2 GB (5.5 GB measured before)
+    assert (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak) * 1024 < 200e6
+    with pytest.raises(OSError, match='floating point'):  # HDR never decodes to 8/16-bit pixels
+        tf.read_rgb(str(small))
+
+
+def _encoded(ext: str, img: np.ndarray) -> bytes:
+    ok, buffer = cv2.imencode(ext, img)
+    assert ok, ext
+    return buffer.tobytes()
+
+
+def test_header_sizes_match_decoded_sizes_for_every_format_opencv_writes(rgb):
+    from miqa.utils.image_header import read_header
+
+    grey = rgb[:, :, 0]
+    hdr = rgb.astype(np.float32) / 255
+    samples = {'.bmp': rgb, '.jpg': rgb, '.png': rgb, '.webp': rgb, '.pbm': grey, '.pgm': grey, '.ppm': rgb,
+               '.pam': rgb, '.pfm': hdr, '.sr': rgb, '.tiff': rgb, '.hdr': hdr, '.gif': rgb, '.avif': rgb,
+               '.jp2': np.pad(rgb, ((0, 27), (0, 14), (0, 0)))}  # OpenJPEG wants >= 64 px here
+    for ext, img in samples.items():
+        try:
+            data = _encoded(ext, img)
+        except cv2.error:  # not in this OpenCV build
+            continue
+        decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        header = read_header(data)
+        assert (header.height, header.width) == decoded.shape[:2], ext
+        assert header.floating == (decoded.dtype == np.float32), ext
+
+
+def test_every_decoder_of_this_opencv_build_has_a_header_reader():
+    """OpenCV's Media I/O list (build information) against the signatures read_header knows."""
+    import re
+
+    from miqa.utils.image_header import SIGNATURES
+
+    info = cv2.getBuildInformation()
+    media = info[info.index('Media I/O'):info.index('Video I/O')]
+    enabled = {name.upper() for name, value in re.findall(r'^ {4}(\w[\w ]*?):\s+(.+)$', media, re.M)
+               if not value.startswith('NO')} - {'ZLIB'}  # codecs at 4 spaces; their details at 6
+    known = {name for name, _, _ in SIGNATURES} | {'JPEG 2000', 'PXM'}
+    aliases = {'JPEG 2000': 'JPEG2000', 'OPENEXR': 'EXR'}
+    assert {aliases.get(name, name) for name in enabled} <= known, enabled
+
+
+def test_truncated_and_foreign_files_say_what_they_are(tmp_path, rgb):
+    big = np.random.default_rng(1).integers(0, 256, (300, 400, 3), dtype=np.uint8)
+    data = _encoded('.jpg', big)
+    (tmp_path / 'cut.jpg').write_bytes(data[:len(data) // 3])
+    with pytest.raises(OSError, match=r'cut\.jpg: the JPEG data is truncated .*JPEG 400x300'):
+        tf.read_rgb(str(tmp_path / 'cut.jpg'))
+    (tmp_path / 'model.jpg').write_bytes(b'PK\x03\x04 a zip file, not a photo')
+    with pytest.raises(OSError, match=r'model\.jpg: not an image'):
+        tf.read_rgb(str(tmp_path / 'model.jpg'))
+    png = _encoded('.png', rgb)
+    (tmp_path / 'cut.png').write_bytes(png[:len(png) // 2])
+    with pytest.raises(OSError, match=r'cut\.png: the PNG data is truncated'):
+        tf.read_rgb(str(tmp_path / 'cut.png'))

@@ -216,3 +216,14 @@ def test_bad_videos_raise_errors_that_name_the_file(tmp_path):
         iqa.assess_video(tmp_path / 'missing.mp4')
     with pytest.raises(ValueError, match='save_dir'):
         iqa.assess_video(text, annotate=True)
+
+
+def test_still_images_and_non_finite_settings_are_refused(tmp_path, video):
+    iqa = VideoMIQA(model=LaplacianSharpness())
+    photo = tmp_path / 'photo.jpg'
+    cv2.imwrite(str(photo), np.full((48, 64, 3), 128, np.uint8))
+    with pytest.raises(VideoReadError, match=r'photo\.jpg is a still image \(JPEG\).*miqa assess'):
+        iqa.assess_video(photo)  # OpenCV itself would play it as a one-frame video
+    for key, value in (('threshold', float('nan')), ('min_duration_s', float('inf')), ('smooth', -1.0)):
+        with pytest.raises(ValueError, match=key):
+            iqa.assess_video(video, **{key: value})

@@ -205,3 +205,21 @@ def test_markdown_table_and_readme_update(tmp_path):
     assert text.startswith('intro\n<!-- model-table:begin -->\n')
     assert text.endswith('<!-- model-table:end -->\nrest\n')
     assert table in text and 'old' not in text
+
+
+def test_a_file_placed_by_hand_is_recorded_on_first_use_then_enforced(tmp_path, caplog):
+    """No download, no record: the first use records its sha256 (trust on first use, with a warning), so
+    a later swap of the file is caught like a tampered download."""
+    entry = zoo.get_model_entry('resnet18')
+    path = entry.weight_path()
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b'weights copied by hand' * 100)
+    assert entry.file not in zoo.recorded_sha256()
+    assert zoo.fetch_weights(entry, download=False) == path
+    record = zoo.recorded_sha256()[entry.file]
+    assert record['sha256'] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert record['source'] == 'trust-on-first-use'
+    assert zoo.fetch_weights(entry, download=False) == path  # the same file passes
+    path.write_bytes(b'another file, same name' * 100)
+    with pytest.raises(zoo.ChecksumError, match=record['sha256']):
+        zoo.fetch_weights(entry, download=False)
