@@ -83,6 +83,36 @@ class MIQABaseModel(BaseModel):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.criterion = MODELS.build(loss if loss is not None else dict(type='MSELoss'))
 
+    def build_frozen_stem(self, backbone_cfg: Dict[str, Any]) -> Dict[str, Any]:
+        """Pop ``frozen_stages`` / ``stem_cache`` from a backbone cfg; after the backbone is built,
+        :meth:`backbone_features` runs its first ``frozen_stages`` blocks frozen and cached
+        (:mod:`~miqa.models.frozen_stem`). Returns the cfg left for ``build_backbone``."""
+        cfg = dict(backbone_cfg)
+        self._stem_spec = (cfg.pop('frozen_stages', 0) or 0, cfg.pop('stem_cache', True), cfg['name'])
+        self._stem = None
+        return cfg
+
+    def _attach_frozen_stem(self) -> None:
+        from .frozen_stem import FrozenStem
+
+        stages, cache, name = getattr(self, '_stem_spec', (0, True, ''))
+        self._stem = FrozenStem(self.backbone, name, stages, cache) if stages else None
+
+    def backbone_features(self, inputs: Tensor, data_samples: DataSamples = None) -> Tensor:
+        """``self.backbone(inputs)``, through the frozen, cached stem when one is configured."""
+        stem = getattr(self, '_stem', None)
+        if stem is None:
+            return self.backbone(inputs)
+        return stem(inputs, sample_field(data_samples, 'img_path', inputs.shape[0]))
+
+    def train(self, mode: bool = True) -> 'MIQABaseModel':
+        """As ``nn.Module.train``; a frozen stem stays in eval mode (fixed batch-norm statistics)."""
+        super().train(mode)
+        stem = getattr(self, '_stem', None)
+        for module in stem.modules() if stem is not None else ():
+            module.eval()
+        return self
+
     def init_weights(self) -> None:
         """Weights are initialised (and pretrained files loaded) at construction.
 

@@ -46,7 +46,8 @@ class RAMIQA(MIQABaseModel):
     Args:
         backbone: trainable backbone, a name or ``dict(name=..., pretrained=..., **kwargs)``
             (:func:`~miqa.models.backbones.build_backbone`; ``pretrained`` defaults to
-            ``True``, the ImageNet file; ``False`` builds random weights).
+            ``True``, the ImageNet file; ``False`` builds random weights). ``frozen_stages=k``
+            (late fusion) freezes and caches its first k blocks (:mod:`~miqa.models.frozen_stem`).
         region_encoder: cfg of a registered region encoder (default
             ``dict(type='TimmViTRegionEncoder')``: ViT-S/16 at 288 with the SERE weights).
         pretrained: ``True``/``False`` overrides the ``pretrained`` of every part (so
@@ -78,7 +79,12 @@ class RAMIQA(MIQABaseModel):
             raise ValueError('RAMIQA(pretrained=...) is a switch for all parts (None/True/False); '
                              'name weight files in backbone=dict(pretrained=...) / region_encoder')
         self.fusion, self.use_region_token = fusion, use_region_token
-        self.backbone, feat_dim = build_backbone(num_outputs=0, **backbone_cfg(backbone, pretrained))
+        cfg = self.build_frozen_stem(backbone_cfg(backbone, pretrained))
+        self.backbone, feat_dim = build_backbone(num_outputs=0, **cfg)
+        self._attach_frozen_stem()
+        if self._stem is not None and fusion == 'token' and use_region_token:
+            raise ValueError('frozen_stages needs fusion="late" (token fusion feeds the region token '
+                             'into the first block)')
 
         token = fusion == 'token'
         if token and use_region_token:
@@ -134,7 +140,7 @@ class RAMIQA(MIQABaseModel):
         paths = sample_field(data_samples, 'img_path', region_inputs.shape[0])
         return self.region_cache.encode(self.region_encoder, region_inputs, paths)
 
-    def _token_features(self, inputs: Tensor, region: Tensor) -> Tensor:
+    def _token_features(self, inputs: Tensor, region: Tensor, data_samples: DataSamples = None) -> Tensor:
         bb = self.backbone
         x = bb.patch_embed(inputs)
         cls = bb.cls_token.expand(x.shape[0], -1, -1)
@@ -144,13 +150,13 @@ class RAMIQA(MIQABaseModel):
         x = bb.norm(x)
         return torch.cat([x[:, 1], x[:, 0]], dim=1)  # (CLS out, region out)
 
-    def _late_features(self, inputs: Tensor, region: Tensor) -> Tensor:
-        feats = self.backbone(inputs)
+    def _late_features(self, inputs: Tensor, region: Tensor, data_samples: DataSamples = None) -> Tensor:
+        feats = self.backbone_features(inputs, data_samples)
         return torch.cat([feats, region.to(feats.dtype)], dim=1)
 
     def predict_scores(self, inputs: Tensor, region_inputs: Optional[Tensor] = None,
                        data_samples: DataSamples = None) -> Tensor:
         if not self.use_region_token:
-            return self.head(self.backbone(inputs)).squeeze(-1)
+            return self.head(self.backbone_features(inputs, data_samples)).squeeze(-1)
         region = self.region_projector(self.region_features(region_inputs, data_samples))
-        return self.head(getattr(self, _FUSIONS[self.fusion])(inputs, region)).squeeze(-1)
+        return self.head(getattr(self, _FUSIONS[self.fusion])(inputs, region, data_samples)).squeeze(-1)

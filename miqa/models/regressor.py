@@ -24,7 +24,8 @@ class IQARegressor(MIQABaseModel):
     Args:
         backbone: a name or ``dict(name=..., pretrained=..., **kwargs)``
             (:func:`~miqa.models.backbones.build_backbone`; ``pretrained`` defaults to ``True``,
-            the local ImageNet file; ``False`` builds random weights).
+            the local ImageNet file; ``False`` builds random weights). ``frozen_stages=k``
+            freezes and caches its first k blocks (:mod:`~miqa.models.frozen_stem`).
         pretrained: when not ``None``, overrides the backbone's ``pretrained`` (so
             ``--cfg-options model.pretrained=False`` builds random weights).
         loss: loss cfg (default MSE, spec §6).
@@ -34,9 +35,11 @@ class IQARegressor(MIQABaseModel):
                  loss: Optional[dict] = None, data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(loss=loss, data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        self.backbone, self.feat_dim = build_backbone(num_outputs=1, **backbone_cfg(backbone, pretrained))
+        cfg = self.build_frozen_stem(backbone_cfg(backbone, pretrained))
+        self.backbone, self.feat_dim = build_backbone(num_outputs=1, **cfg)
+        self._attach_frozen_stem()
 
     def predict_scores(self, inputs: Tensor, region_inputs: Optional[Tensor] = None,
                        data_samples: DataSamples = None) -> Tensor:
         """Scores (B,); ``region_inputs`` is ignored (baselines see only the crop)."""
-        return self.backbone(inputs).squeeze(-1)
+        return self.backbone_features(inputs, data_samples).squeeze(-1)
