@@ -15,8 +15,19 @@ FAULT_ENV = 'MIQA_FAULT_PAUSE_IN_WRITE'
 TEMP_SUFFIX = '.tmp'
 _FAULT_COUNT = [0]
 
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
+
+def _umask() -> int:
+    """The process umask (read from /proc where it can be, without changing it even briefly)."""
+    try:
+        with open('/proc/self/status') as status:
+            return next(int(line.split()[1], 8) for line in status if line.startswith('Umask:'))
+    except (OSError, StopIteration, ValueError):
+        mask = os.umask(0o022)
+        os.umask(mask)
+        return mask
+
+
+_UMASK = _umask()
 
 
 def atomic_write_text(path: str, text: str) -> None:
