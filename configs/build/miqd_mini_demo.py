@@ -1,12 +1,16 @@
-# MIQD-mini, demo subset: the embedded default that `python tools/train.py configs/demo/ra_miqa_mini.py`
-# builds on first use (cached afterwards). Same sources, labelling machines, formulas, sizes and
-# seed as configs/build/miqd_mini.py, but 4 of the 10 distortions, one per category:
-#   digital: jpeg_compression, blur: defocus_blur, environmental: fog, noise: gaussian_noise
-# -> 4 x 25 = 100 variants per source (all 5 uniform levels + 20 region-aware), 41 sources with
-# opencv-doc and darknet installed (16 without: pip photos only) -> 4,100 images.
-# Its own output folder: the builder's parameter guard refuses to mix it with the full build.
+# MIQD-mini, demo subset: the embedded default that `make demo` (and
+# `python tools/train.py configs/demo/ra_miqa_mini.py`) builds on first use (cached afterwards).
+# Every photo of the MIQD-mini table that is installed (about 395 photos and crops in 360 photo
+# groups with the Debian photo packages, 16 without them: `make photos` installs them), short
+# side 256, and a STRATIFIED SUBSET of the 250 variants per photo: 5 of the 10 distortions (drawn
+# per photo) x 3 variants (one uniform, one ROI-dominated, one background-dominated; levels dealt
+# so that every level occurs): 15 images per photo. Statistical power comes from the number of
+# photos, not from variants of one photo (miqa/database/variants.py).
+# Labels: EfficientNet-Lite1 + Lite2, composite = 0.5 consistency + 0.5 accuracy; a photo with no
+# fitting ImageNet-1k class (its table row says why) gets consistency-only labels (accuracy nan;
+# its composite label is its consistency, see MIQDDataset).
 #   python tools/build_miqd.py configs/build/miqd_mini_demo.py --workers 2
 _base_ = ['./miqd_mini.py']
-distortions = ['jpeg_compression', 'defocus_blur', 'fog', 'gaussian_noise']
-max_short_side = 320        # sources downscaled (INTER_AREA) to a short side of at most 320 px
+variants = dict(distortions=5, per_distortion=3)
+max_short_side = 256
 out_root = 'data/miqd_mini_demo'

@@ -1,26 +1,18 @@
-# Baseline for the embedded default: EfficientNet-Lite0 (`_fc` -> Linear(1280, 1), ImageNet
-# weights from the pip package) on MIQD-mini (demo subset), same data, split, schedule and
-# PSNR/SSIM table as configs/demo/ra_miqa_mini.py, without the region branch.
-#   python tools/train.py configs/demo/efficientnet_lite0_mini.py
+# The ablation of the embedded default: the same model, data, split and schedule as
+# configs/demo/ra_miqa_mini.py without the region branch (RAMIQA(use_region_token=False): the head
+# reads the backbone's pooled features only; same frozen stem, same head shape).
+#   python tools/train.py configs/demo/ra_miqa_mini_no_region.py
 _base_ = ['./ra_miqa_mini.py']
-method = 'EfficientNet-Lite0'
-model = dict(
-    _delete_=True,
-    type='IQARegressor',
-    backbone=dict(name='efficientnet_lite0', pretrained=True),
-    loss=dict(type='MSELoss'),
-    data_preprocessor=dict(type='MIQADataPreprocessor', mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
-)
+method = 'Lite0 (no region branch)'
+model = dict(use_region_token=False, region_encoder=None)
 train_pipeline = [
     dict(type='LoadImage', on_error='skip'),
-    dict(type='Resize', size=({{_base_.warp}}, {{_base_.warp}})),
-    dict(type='RandomCrop', size={{_base_.crop}}),
+    dict(type='Resize', size=({{_base_.size}}, {{_base_.size}})),
     dict(type='PackMIQAInputs'),
 ]
 test_pipeline = [
     dict(type='LoadImage', on_error='flag'),
-    dict(type='Resize', size=({{_base_.warp}}, {{_base_.warp}})),
-    dict(type='CenterCrop', size={{_base_.crop}}),
+    dict(type='Resize', size=({{_base_.size}}, {{_base_.size}})),
     dict(type='PackMIQAInputs'),
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

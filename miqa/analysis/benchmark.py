@@ -152,18 +152,6 @@ def ensure_databases(configs: Sequence[str]) -> None:
             ensure_database(cfg.database, out=cfg.get('data_root'))
 
 
-def source_groups(data_root: str, task: str = 'cls') -> Dict[str, str]:
-    """src_id -> photo group from the database manifest (crops of one photo share a group);
-    empty for a database without one (then every source is its own group)."""
-    from miqa.database.builder import manifest_path
-
-    path = manifest_path(data_root, task)
-    if not path.is_file():
-        return {}
-    sources = json.loads(path.read_text()).get('sources', {})
-    return {s: r.get('group') or s for s, r in sources.items()}
-
-
 def split_intervals(runs: Sequence[Mapping], groups: Mapping[str, str], compare: Sequence[Tuple[str, Versus]],
                     fit: str = 'linear', n_resamples: int = 2000, seed: int = 0) -> BootstrapResult:
     """Bootstrap intervals over photos for the runs of one split, from their prediction CSVs
@@ -222,6 +210,8 @@ def run_benchmark(configs: Sequence[str], splits: Sequence[str] = ('official',),
     """Everything the module doc says; returns ``dict(summary, intervals, runs)`` and writes
     ``runs.csv``, ``summary.{json,md}`` and ``intervals_split_<k>.{md,json}`` to the work dir."""
     from mmengine.config import Config
+
+    from miqa.database.ensure import source_groups
 
     data_roots = {Config.fromfile(c).data_root for c in configs}
     if len(data_roots) != 1:

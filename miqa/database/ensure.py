@@ -128,3 +128,15 @@ def ensure_database(spec: Union[str, os.PathLike, Mapping, Config], out: Optiona
     print_log(f'database {out}: built {summary.built} source(s), {summary.skipped_finished} already '
               f'finished, {len(summary.unreadable)} unreadable, in {summary.seconds:.0f} s', logger='current')
     return out
+
+
+def source_groups(data_root: str, task: str = 'cls') -> dict:
+    """src_id -> photo group from the database manifest (crops and near-duplicate shots of one
+    photo share a group); empty for a database without one (every source its own group)."""
+    path = manifest_path(data_root, task)
+    if not path.is_file():
+        return {}
+    import json
+
+    sources = json.loads(path.read_text()).get('sources', {})
+    return {s: r.get('group') or s for s, r in sources.items()}

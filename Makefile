@@ -1,0 +1,62 @@
+# The two commands of the README:
+#   make demo   set everything up (venv, pinned requirements, offline photo packages) and run the main job
+#   make test   set up the venv and run the fast test suite (what CI runs)
+# Other targets: setup, photos, detectors, demo-det, test-all, lint.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export MIQA_HOME ?= $(HOME)/.cache/miqa
+export HF_HUB_OFFLINE := 1
+export WANDB_MODE ?= offline
+export MPLBACKEND ?= Agg
+
+# Debian packages whose photos MIQD-mini reads (never committed, read where they are installed).
+PHOTO_PACKAGES := gcompris-qt-data opencv-doc darknet mate-backgrounds lomiri-wallpapers-16.04 \
+                  plasma-workspace-wallpapers kphotoalbum
+DEMO_CONFIGS := configs/demo/ra_miqa_mini.py configs/demo/ra_miqa_mini_no_region.py
+DEMO_REFERENCES := PSNR SSIM VSI Lite0-MSP
+DEMO_COMPARE := "RA-MIQA (Lite0)=PSNR,SSIM,VSI" "RA-MIQA (Lite0)=Lite0-MSP" "RA-MIQA (Lite0)=Lite0 (no region branch)"
+
+.PHONY: demo test setup photos detectors demo-det test-all lint
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstalled when the pins change.
+$(VENV)/.installed: requirements.txt setup.py | $(PY)
+	$(PY) -m pip install --no-cache-dir -q -r requirements.txt
+	$(PY) -m pip install --no-cache-dir -q -e ".[dev]"
+	touch $@
+
+setup: $(VENV)/.installed photos
+
+# apt-get where it is usable (root, or sudo without a password); otherwise say what is missing.
+photos: $(VENV)/.installed
+	@if [ "$$(id -u)" = 0 ]; then SUDO=""; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else SUDO=none; fi; \
+	if [ "$$SUDO" = none ]; then \
+	  echo "*** apt-get is not usable here (not root, no sudo): the demo runs on the photos installed."; \
+	  echo "*** For the full photo set: sudo apt-get install $(PHOTO_PACKAGES)"; \
+	else \
+	  missing=$$(for p in $(PHOTO_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	  if [ -n "$$missing" ]; then \
+	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing \
+	      || echo "*** apt-get failed: the demo runs on the photos installed"; \
+	  fi; \
+	fi
+	@$(PY) -c "from miqa.database.sources import fetch_foolbox_wheel; fetch_foolbox_wheel()" \
+	  || echo "*** the foolbox wheel (20 ImageNet val photos) could not be fetched: left out"
+
+demo: setup
+	$(PY) tools/benchmark_models.py $(DEMO_CONFIGS) --hvs $(DEMO_REFERENCES) --compare $(DEMO_COMPARE) \
+	  --work-dir work_dirs/demo
+
+test: $(VENV)/.installed
+	$(PY) -m ruff check .
+	$(PY) -m pytest -m "not slow" -q -p no:cacheprovider
+
+test-all: $(VENV)/.installed
+	$(PY) -m pytest -q -p no:cacheprovider
+
+lint: $(VENV)/.installed
+	$(PY) -m ruff check .
