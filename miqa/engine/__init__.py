@@ -2,5 +2,7 @@
 from .hooks import MultiValCheckpointHook
 from .hvs_reference import HVSReferenceHook
 from .loops import MultiValEpochBasedTrainLoop
+from .optim import MIQAOptimWrapperConstructor
 
-__all__ = ['HVSReferenceHook', 'MultiValCheckpointHook', 'MultiValEpochBasedTrainLoop']
+__all__ = ['HVSReferenceHook', 'MIQAOptimWrapperConstructor', 'MultiValCheckpointHook',
+           'MultiValEpochBasedTrainLoop']

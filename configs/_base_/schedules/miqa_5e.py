@@ -3,6 +3,7 @@
 # 256 images per step in total (2 GPUs x 128); validation twice per epoch.
 optim_wrapper = dict(
     type='OptimWrapper',
+    constructor='MIQAOptimWrapperConstructor',   # mmengine's, with one log line for frozen parameters
     optimizer=dict(type='AdamW', lr=1e-4, weight_decay=1e-4, betas=(0.9, 0.999)),
     paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0,
                        custom_keys={'pos_embed': dict(decay_mult=0.0),
