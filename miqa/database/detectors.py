@@ -38,8 +38,13 @@ corners (human passes ``[y, x, h, w]``, i.e. width and height as the far corner)
 ``predict`` takes batches of ``batch_size`` images; the batch-1 graphs run them image by image on
 CPU (faster there) or all at once with ``vmap=True`` (:meth:`~miqa.database.tfjs_graph.TFJSGraph.run_batch`,
 the default on CUDA).
-TensorFlow parity, speed and what the detectors find on real photos: see the README section on
-the detectors (``benchmarks/bench_detectors.py``).
+TensorFlow parity (``benchmarks/parity_detectors_tf.py``: TensorFlow 2.21 CPU running the same
+``model.json`` with TF's own kernels, 16 darknet / OpenCV sample photos), maximum absolute
+differences: network input 0.0097 (CenterNet, 0..255) and 3.9e-5 (NanoDet, 0..1); raw outputs
+on TF's input, CenterNet ``detections`` 7.3e-4 px (``keypoints`` 1.5e-6, ``wh`` 3.5e-3), NanoDet
+2.4e-5; final boxes 2.1e-4 px (CenterNet), 4.3e-3 px (NanoDet, ``'integral'``; 0 with
+``'human'``), scores 1.1e-5; the same detections, labels and counts (81 and 50). Speed:
+``benchmarks/bench_detectors.py``.
 """
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
