@@ -33,6 +33,8 @@ from miqa.evaluation.bootstrap import group_bootstrap, interval_table
 from miqa.registry import HOOKS, SCORERS
 from miqa.utils.io import atomic_write_text
 
+from .hooks import strict_options
+
 #: The reference rows the hook adds by default (quality-oriented: higher = better).
 REFERENCES = ('PSNR', 'SSIM', 'VSI', 'Lite0-MSP')
 #: The human-vision metrics the model is compared with as a set (the best of them per resample).
@@ -41,6 +43,7 @@ COLUMNS = ('SRCC', 'PLCC', 'KRCC', 'RMSE')
 
 
 @HOOKS.register_module()
+@strict_options()  # a typo in an option fails at start-up with a did-you-mean
 class HVSReferenceHook(Hook):
     """After training, the model's val metrics beside reference scorers, with intervals.
 
