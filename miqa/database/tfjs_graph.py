@@ -52,9 +52,8 @@ TF_DTYPES: Dict[str, torch.dtype] = {
     'DT_INT32': torch.int32, 'DT_INT64': torch.int64, 'DT_INT16': torch.int16, 'DT_INT8': torch.int8,
     'DT_UINT8': torch.uint8, 'DT_BOOL': torch.bool}
 
-#: Manifest ``dtype`` -> (numpy dtype of the stored bytes when not quantised, torch dtype).
-MANIFEST_DTYPES: Dict[str, Tuple[type, torch.dtype]] = {
-    'float32': (np.float32, torch.float32), 'int32': (np.int32, torch.int32), 'bool': (np.bool_, torch.bool)}
+#: Manifest ``dtype`` -> numpy dtype (of the stored bytes when not quantised).
+MANIFEST_DTYPES: Dict[str, type] = {'float32': np.float32, 'int32': np.int32, 'bool': np.bool_}
 
 #: Manifest ``quantization.dtype`` -> numpy dtype of the stored values.
 QUANTIZED_DTYPES: Dict[str, type] = {'uint8': np.uint8, 'uint16': np.uint16, 'float16': np.float16}
@@ -135,7 +134,7 @@ def decode_weights(manifest: Sequence[Mapping[str, Any]], folder: PathLike) -> D
             if dtype not in MANIFEST_DTYPES:
                 raise GraphModelError(f'weight {name!r}: dtype {dtype!r} is not supported '
                                       f'(supported: {sorted(MANIFEST_DTYPES)})')
-            stored = QUANTIZED_DTYPES.get(quant['dtype']) if quant else MANIFEST_DTYPES[dtype][0]
+            stored = QUANTIZED_DTYPES.get(quant['dtype']) if quant else MANIFEST_DTYPES[dtype]
             if stored is None:
                 raise GraphModelError(f'weight {name!r}: quantization dtype {quant["dtype"]!r} is not '
                                       f'supported (supported: {sorted(QUANTIZED_DTYPES)})')
@@ -153,7 +152,7 @@ def decode_weights(manifest: Sequence[Mapping[str, Any]], folder: PathLike) -> D
                 values = np.round(values) if dtype == 'int32' else values
             else:
                 values = raw
-            out[name] = values.astype(MANIFEST_DTYPES[dtype][0]).reshape(shape)
+            out[name] = values.astype(MANIFEST_DTYPES[dtype]).reshape(shape)
         if offset != len(data):
             raise GraphModelError(f'the shards {shards} in {folder} hold {len(data)} bytes, the manifest '
                                   f'describes {offset}: wrong or mismatched files')
