@@ -105,8 +105,10 @@ def test_preprocess_is_the_datasets_test_pipeline(model, files, tmp_path):
     assert torch.equal(got['inputs'], ref['inputs'])
     assert torch.equal(got['region_inputs'], ref['region_inputs'])
     warp = np.array(Image.fromarray(rgb).resize((288, 288), Image.BILINEAR))
-    assert torch.equal(got['region_inputs'], torch.from_numpy(warp).permute(2, 0, 1))
-    assert torch.equal(got['inputs'], torch.from_numpy(warp[32:256, 32:256]).permute(2, 0, 1))
+    warp = torch.from_numpy(warp).permute(2, 0, 1)
+    # the pipeline's warp is PIL's bilinear filter computed by torch: within 1/255 of PIL itself
+    assert (got['region_inputs'].int() - warp.int()).abs().max() <= 1
+    assert (got['inputs'].int() - warp[:, 32:256, 32:256].int()).abs().max() <= 1
 
 
 def test_predict_batch_is_the_models_forward(model):

@@ -297,7 +297,7 @@ def test_dataloader_batch_has_the_contract_shapes(miqd_root):
     assert batch['region_inputs'].shape == (4, 3, 64, 64)
     samples = batch['data_samples']
     assert set(samples) == {'gt_score', 'sample_idx', 'valid', 'distortion', 'region', 'src_id', 'img_path',
-                            'fg_level', 'bg_level'}
+                            'fg_level', 'bg_level', 'region_key', 'region_recipe'}  # the last two: RegionView
     assert samples['sample_idx'].tolist() == [0, 1, 2, 3] and samples['valid'].all()
     assert samples['gt_score'].shape == (4,) and len(samples['img_path']) == 4
     expected = [dataset.get_data_info(i)['gt_score'] for i in range(4)]

@@ -57,7 +57,7 @@ def test_cached_forward_is_identical_and_hits_skip_the_encoder(tmp_path):
     second = cached(x, s, r)
     assert counter.calls == 1  # every sample hit: no encoder forward at all
     assert torch.equal(first, second) and torch.equal(second, plain(x, s, r))
-    assert cached.region_cache.stats() == dict(hits=3, misses=3, encoder_calls=1, entries=3)
+    assert cached.region_cache.stats() == dict(hits=3, misses=3, encoder_calls=1, entries=3, rebuilt=0)
     cached.train()  # training on cached features: gradients reach the projector
     cached(x, s, r, mode='loss')['loss'].backward()
     assert counter.calls == 1 and cached.region_projector[0].weight.grad is not None

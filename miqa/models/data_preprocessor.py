@@ -41,10 +41,17 @@ class MIQADataPreprocessor(BaseDataPreprocessor):
             return x.float()
         return (x.float().div_(255.0) - mean) / std
 
+    def normalise_region(self, x: torch.Tensor) -> torch.Tensor:
+        """The region view's normalisation (also for views remade after the loader skipped them)."""
+        return self._normalise(x, self.region_mean, self.region_std)
+
+    def region_context(self) -> str:
+        """What of this preprocessor decides the region encoder's input (a region-cache key part)."""
+        return f'region_mean={self.region_mean.flatten().tolist()}|std={self.region_std.flatten().tolist()}'
+
     def forward(self, data: dict, training: bool = False) -> dict:
         data = self.cast_data(data)
         data['inputs'] = self._normalise(data['inputs'], self.mean, self.std)
-        if data.get('region_inputs') is not None:
-            data['region_inputs'] = self._normalise(data['region_inputs'], self.region_mean,
-                                                    self.region_std)
+        if data.get('region_inputs') is not None:  # absent (or fewer rows) when views were skipped
+            data['region_inputs'] = self.normalise_region(data['region_inputs'])
         return data

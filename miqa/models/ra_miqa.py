@@ -130,15 +130,51 @@ class RAMIQA(MIQABaseModel):
         fresh = nn.init.trunc_normal_(torch.empty_like(old[:, :1]), std=0.02)
         return torch.cat([old[:, :1], fresh, old[:, 1:]], dim=1)
 
-    def region_features(self, region_inputs: Optional[Tensor], data_samples: DataSamples = None) -> Tensor:
-        """Frozen-encoder features (B, C) before the projector, from the cache when enabled."""
-        if region_inputs is None:
+    def region_features(self, region_inputs: Optional[Tensor], data_samples: DataSamples = None,
+                        batch_size: Optional[int] = None, device: Optional[torch.device] = None) -> Tensor:
+        """Frozen-encoder features (B, C) before the projector, from the cache when enabled.
+
+        ``region_inputs`` holds the view of every sample, or -- when the loader skipped the
+        views whose tokens the cache holds (``data_samples['has_region_view']``, see
+        :mod:`~miqa.models.region_cache`) -- of the others only, or is ``None``.
+        """
+        n = batch_size if batch_size is not None else region_inputs.shape[0]
+        has_view = sample_field(data_samples, 'has_region_view', n)
+        if region_inputs is None and not has_view:
             raise ValueError('RA-MIQA needs region_inputs (put RegionView in the pipeline) '
                              'unless use_region_token=False')
+        device = region_inputs.device if region_inputs is not None else device
         if self.region_cache is None:
+            if has_view is not None and not all(has_view):  # skipped for another model's cache
+                region_inputs = self._complete_views(region_inputs, has_view, data_samples, device)
             return self.region_encoder(region_inputs)
-        paths = sample_field(data_samples, 'img_path', region_inputs.shape[0])
-        return self.region_cache.encode(self.region_encoder, region_inputs, paths)
+        return self.region_cache.encode(
+            self.region_encoder, region_inputs, sample_field(data_samples, 'img_path', n),
+            keys=sample_field(data_samples, 'region_key', n), has_view=has_view,
+            rebuild=lambda idx: self._rebuild_views(idx, data_samples, n, device),
+            context=getattr(self.data_preprocessor, 'region_context', str)(), device=device)
+
+    def _rebuild_views(self, idx, data_samples: DataSamples, n: int, device: torch.device) -> Tensor:
+        """Views of samples ``idx`` remade from their files (the loader skipped them), normalised."""
+        from miqa.datasets.transforms import rebuild_region_view  # the pipeline's own steps
+
+        paths = sample_field(data_samples, 'img_path', n)
+        recipes = sample_field(data_samples, 'region_recipe', n)
+        keys = sample_field(data_samples, 'region_key', n)
+        views = torch.stack([rebuild_region_view(paths[i], recipes[i], keys[i]) for i in idx]).to(device)
+        return getattr(self.data_preprocessor, 'normalise_region', lambda x: x)(views)
+
+    def _complete_views(self, region_inputs: Optional[Tensor], has_view, data_samples: DataSamples,
+                        device: torch.device) -> Tensor:
+        """All B views: the loader's rows where it built them, the others remade."""
+        missing = [i for i, h in enumerate(has_view) if not h]
+        remade = self._rebuild_views(missing, data_samples, len(has_view), device)
+        rows = [region_inputs[j] for j in range(region_inputs.shape[0])] if region_inputs is not None else []
+        built, out = iter(rows), []
+        by_index = dict(zip(missing, remade))
+        for i, h in enumerate(has_view):
+            out.append(next(built) if h else by_index[i])
+        return torch.stack(out)
 
     def _token_features(self, inputs: Tensor, region: Tensor, data_samples: DataSamples = None) -> Tensor:
         bb = self.backbone
@@ -158,5 +194,6 @@ class RAMIQA(MIQABaseModel):
                        data_samples: DataSamples = None) -> Tensor:
         if not self.use_region_token:
             return self.head(self.backbone_features(inputs, data_samples)).squeeze(-1)
-        region = self.region_projector(self.region_features(region_inputs, data_samples))
+        region = self.region_projector(self.region_features(region_inputs, data_samples, inputs.shape[0],
+                                                            inputs.device))
         return self.head(getattr(self, _FUSIONS[self.fusion])(inputs, region, data_samples)).squeeze(-1)

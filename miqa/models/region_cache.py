@@ -7,34 +7,51 @@ once, then skip the encoder. Entries are keyed by
 
 - the **encoder fingerprint**: a SHA-256 of the encoder's state dict (names, dtypes, shapes,
   bytes) plus its identity (class, architecture, input size), and the compute context
-  (device type, input dtype, autocast dtype). It is recomputed whenever a parameter or
-  buffer is replaced or modified in place (tracked by ``data_ptr`` and the tensor version
-  counter: ``load_state_dict``, ``.to()``, in-place ops), so a different encoder never
-  reuses an entry. Edits through ``.data`` bypass version counters: call :meth:`clear`.
-- the **image key**: ``img_path`` + file size + mtime (ns) + the view's shape + a digest of a
-  strided probe of the view (catches a changed pipeline or a rewritten file), or, when a
-  sample has no readable ``img_path``, a digest of the whole input tensor (``hash_tensors``;
-  by default only for CPU inputs: measured on an H100, bf16, batch 128 at 288x288, hashing
-  took 524 ms per batch against about 10 ms for the encoder itself, while path keys took 4 ms).
+  (device type, input dtype, autocast dtype, the region view's normalisation). It is
+  recomputed whenever a parameter or buffer is replaced or modified in place (tracked by
+  ``data_ptr`` and the tensor version counter: ``load_state_dict``, ``.to()``, in-place ops), so
+  a different encoder never reuses an entry. Edits through ``.data`` bypass version counters:
+  call :meth:`RegionTokenCache.clear`.
+- the **sample key**. From the data pipeline (``data_samples['region_key']``, written by
+  ``RegionView`` in the loader worker): an XXH3-128 digest of the exact image the view is made
+  from plus the view's parameters, so a changed file, pipeline or view never matches. Without
+  it (images handed in as tensors): ``img_path`` + file size + mtime (ns) + the view's shape + a
+  digest of a strided probe of the view, or, for samples without a readable ``img_path``, a
+  digest of the whole view (``hash_tensors``; by default only for CPU views: on an H100, bf16,
+  batch 128 at 288x288, hashing took 524 ms per batch against about 10 ms for the encoder).
 
-The cache lives in the model's process (DataLoader workers never touch it); under DDP each
-rank fills its own memory cache (``cache_dir`` on a shared disk lets ranks and runs share
-entries; writes are atomic). Memory cost: 1.5 KB per image for ViT-S (384 float32).
-Measured on an H100 (ViT-S RA-MIQA, bf16 autocast, batch 128, all hits): a train step took
-34 ms instead of 43-44 ms, an evaluation batch 10.4 ms instead of 19.9 ms.
+**The loader skips views the model holds.** Keys the cache stores are also written, as 64-bit
+digests, into a :class:`SharedKeyIndex` (memory shared with the fork-started DataLoader
+workers); a worker whose ``RegionView`` finds a sample's key there does not build the view at
+all, so after the first epoch no region view is made, collated, pinned or copied to the device.
+The index is only a hint: a sample whose view was skipped but whose key the model does not
+hold (cache cleared, another encoder or compute context, an entry over ``max_items``) has its
+view rebuilt from the file and verified against its key (``RAMIQA._rebuild_views``).
+
+Entries live in one tensor per fingerprint on the device the encoder runs on (a batch of hits
+is one gather, no per-sample tensors; ``store_device='cpu'`` keeps them in host memory instead):
+1.5 KB per image for ViT-S (384 float32; 0.75 KB under bf16 autocast), 1.9 GB for the 1.25 M
+images of MIQD-2.5M cls. Under DDP each rank fills its own cache (``cache_dir`` on a shared disk
+lets ranks and runs share entries; writes are atomic).
 A hit returns the stored tensor bit for bit; a miss runs the encoder on the missing items
 only (floating-point results can depend, in the last bits, on batch composition).
 """
 import hashlib
+import logging
+import mmap
 import os
 import weakref
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
+import xxhash
+from mmengine.logging import print_log
 from torch import Tensor, nn
 
 PROBE_STRIDE = 16  # pixels between probed values of the view (3 x 18 x 18 values at 288)
+INDEX_SLOTS = 1 << 22  # 4 M slots (32 MB of shared memory, touched as filled): 2 M keys at most
 
 
 def _bytes(t: Tensor) -> memoryview:
@@ -51,15 +68,18 @@ def module_fingerprint(module: nn.Module, identity: str = '') -> str:
 
 
 def _version_state(module: nn.Module) -> Tuple:
-    return tuple((t.data_ptr(), t._version, t.dtype, t.device)
-                 for t in (*module.parameters(), *module.buffers()))
+    return tuple((t.data_ptr(), t._version) for t in (*module.parameters(), *module.buffers()))
 
 
 def compute_context(x: Tensor) -> str:
     """What besides the weights changes the encoder's numbers: device type, dtype, autocast."""
-    dev = x.device.type
+    return _context(x.device, x.dtype)
+
+
+def _context(device: torch.device, dtype: torch.dtype) -> str:
+    dev = device.type
     amp = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else None
-    return f'{dev}|{x.dtype}|amp={amp}'
+    return f'{dev}|{dtype}|amp={amp}'
 
 
 def _stat(path: Optional[str]) -> Optional[os.stat_result]:
@@ -73,8 +93,9 @@ def _stat(path: Optional[str]) -> Optional[os.stat_result]:
 
 def sample_keys(region_inputs: Tensor, img_paths: Optional[Sequence[Optional[str]]] = None,
                 hash_tensors: bool = True) -> List[Optional[str]]:
-    """One key per sample of ``region_inputs`` (B, C, H, W), see the module docstring;
-    ``None`` for a sample without a readable path when ``hash_tensors`` is off."""
+    """One key per sample of ``region_inputs`` (B, C, H, W) handed in without a pipeline key,
+    see the module docstring; ``None`` for a sample without a readable path when
+    ``hash_tensors`` is off."""
     n = region_inputs.shape[0]
     shape = 'x'.join(map(str, region_inputs.shape[1:]))
     stats = [_stat(img_paths[i] if img_paths else None) for i in range(n)]
@@ -93,38 +114,155 @@ def sample_keys(region_inputs: Tensor, img_paths: Optional[Sequence[Optional[str
     return keys
 
 
+# ------------------------------------------------------------------ the index shared with workers
+class SharedKeyIndex:
+    """A set of 64-bit key digests in anonymous shared memory (open addressing, linear probing).
+
+    The process that creates it (the trainer, before its DataLoader forks workers) is its only
+    writer; fork-started workers read the same pages. Reads need no lock: a slot is one aligned
+    8-byte word, and a read that races a write only makes a worker build a view it could have
+    skipped. Pickled (spawn/forkserver workers) it arrives detached: an empty set, so those
+    workers always build the view. ``ready`` is set in a process once its collate function can
+    batch samples without a view (``miqa_collate``); before that nothing is skipped there.
+    """
+
+    def __init__(self, slots: int = INDEX_SLOTS) -> None:
+        if slots & (slots - 1):
+            raise ValueError(f'slots must be a power of two, got {slots}')
+        self.slots, self.count, self.ready, self._full_warned = slots, 0, False, False
+        self._buf = mmap.mmap(-1, slots * 8)  # anonymous, MAP_SHARED: inherited by fork
+        self._table = np.frombuffer(self._buf, np.uint64)
+
+    def __getstate__(self) -> dict:
+        return dict(slots=self.slots)
+
+    def __setstate__(self, state: dict) -> None:
+        self.slots, self.count, self.ready, self._full_warned = state['slots'], 0, False, True
+        self._buf, self._table = None, np.zeros(1, np.uint64)
+
+    @staticmethod
+    def digest(key: str) -> int:
+        return xxhash.xxh3_64_intdigest(key.encode()) | 1  # 0 marks an empty slot
+
+    def _slot(self, d: int) -> Tuple[int, bool]:
+        """(slot index, whether ``d`` is stored there); stops at the first empty slot."""
+        table, mask = self._table, self.slots - 1
+        i = d & mask
+        while True:
+            value = int(table[i])
+            if value == d or value == 0:
+                return i, value == d
+            i = (i + 1) & mask
+
+    def __contains__(self, key: str) -> bool:
+        return self._buf is not None and self._slot(self.digest(key))[1]
+
+    def add(self, key: str) -> None:
+        if self._buf is None:
+            return
+        if self.count >= self.slots // 2:  # keep probe chains short; later keys keep their views
+            if not self._full_warned:
+                self._full_warned = True
+                print_log(f'region-view index full ({self.count:,} keys): later samples keep their '
+                          'region views (correct, only slower)', logger='current', level=logging.WARNING)
+            return
+        d = self.digest(key)
+        i, present = self._slot(d)
+        if not present:
+            self._table[i] = d
+            self.count += 1
+
+    def clear(self) -> None:
+        if self._buf is not None:
+            self._table[:] = 0
+        self.count = 0
+
+
+_INDEX: Optional[SharedKeyIndex] = None
+
+
+def shared_key_index(create: bool = True) -> Optional[SharedKeyIndex]:
+    """This process's :class:`SharedKeyIndex` (made on first use when ``create``)."""
+    global _INDEX
+    if _INDEX is None and create:
+        _INDEX = SharedKeyIndex()
+    return _INDEX
+
+
+# ------------------------------------------------------------------ the cache
+def _index(rows: Sequence[int], device: torch.device) -> Tensor:
+    """Row indices on ``device``; to a GPU through pinned memory, without stalling the stream."""
+    idx = torch.as_tensor(np.asarray(rows, np.int64))
+    if device.type == 'cuda':
+        return idx.pin_memory().to(device, non_blocking=True)
+    return idx.to(device)
+
+
+class _Store:
+    """The entries of one fingerprint: ``key -> row`` of one growing (N, ...) tensor."""
+
+    def __init__(self) -> None:
+        self.rows: Dict[str, int] = {}
+        self.data: Optional[Tensor] = None
+
+    def add(self, key: str, value: Tensor) -> int:
+        n = len(self.rows)
+        if self.data is None or n == self.data.shape[0]:
+            grown = value.new_empty((max(64, 2 * n), *value.shape))
+            if self.data is not None:
+                grown[:n] = self.data
+            self.data = grown
+        self.data[n] = value
+        self.rows[key] = n
+        return n
+
+
 class RegionTokenCache:
-    """In-memory (and optional on-disk) cache of region-encoder features.
+    """In-memory (and optional on-disk) cache of frozen-encoder features.
 
     Args:
         cache_dir: optional directory for a persistent cache
             (``<cache_dir>/<fingerprint>/<ab>/<sha1 of key>.pt``).
         max_items: cap on in-memory entries (later entries then go to disk only, if any).
-        hash_tensors: key samples without ``img_path`` by a digest of their whole view;
-            ``None`` (default): only when the view is on the CPU (on a GPU, re-encoding is
-            cheaper than copying and hashing); ``False``: such samples are always encoded.
+        hash_tensors: key samples without a pipeline key or ``img_path`` by a digest of their
+            whole view; ``None`` (default): only when the view is on the CPU (on a GPU,
+            re-encoding is cheaper than copying and hashing); ``False``: always encoded.
+        store_device: where entries live: ``None`` (default) the device the encoder runs on,
+            or e.g. ``'cpu'``.
+        share_with_loader: write stored keys into this process's :class:`SharedKeyIndex`, so
+            the loader skips those views (default ``True``).
     """
 
     def __init__(self, cache_dir: Optional[str] = None, max_items: Optional[int] = None,
-                 hash_tensors: Optional[bool] = None) -> None:
+                 hash_tensors: Optional[bool] = None, store_device: Optional[str] = None,
+                 share_with_loader: bool = True) -> None:
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
         self.max_items = max_items
         self.hash_tensors = hash_tensors
-        self._memory: Dict[Tuple[str, str], Tensor] = {}
+        self.store_device = torch.device(store_device) if store_device else None
+        self.share_with_loader = share_with_loader
+        self._stores: Dict[str, _Store] = {}
         self._tracked: Optional[Tuple[weakref.ref, Tuple, str]] = None
-        self.hits = self.misses = self.encoder_calls = 0
+        self.hits = self.misses = self.encoder_calls = self.rebuilt = 0
 
     def __getstate__(self) -> dict:  # picklable: drop the weak reference
         return {**self.__dict__, '_tracked': None}
 
     def clear(self) -> None:
-        """Forget the in-memory entries and the encoder fingerprint (disk entries stay)."""
-        self._memory.clear()
+        """Forget the in-memory entries and the encoder fingerprint (disk entries stay); the
+        loader builds every view again."""
+        self._stores.clear()
         self._tracked = None
+        index = shared_key_index(create=False)
+        if index is not None and self.share_with_loader:
+            index.clear()
+
+    def __len__(self) -> int:
+        return sum(len(s.rows) for s in self._stores.values())
 
     def stats(self) -> Dict[str, int]:
         return dict(hits=self.hits, misses=self.misses, encoder_calls=self.encoder_calls,
-                    entries=len(self._memory))
+                    entries=len(self), rebuilt=self.rebuilt)
 
     def fingerprint(self, encoder: nn.Module) -> str:
         """The encoder's fingerprint, rehashed only when its tensors changed."""
@@ -142,51 +280,113 @@ class RegionTokenCache:
         digest = hashlib.sha1(key.encode()).hexdigest()
         return self.cache_dir / fp / digest[:2] / f'{digest}.pt'
 
-    def get(self, fp: str, key: str) -> Optional[Tensor]:
-        value = self._memory.get((fp, key))
-        if value is None and self.cache_dir is not None:
-            file = self._file(fp, key)
-            if file.is_file():
-                value = torch.load(file, map_location='cpu', weights_only=True)
-                self._remember(fp, key, value)
-        return value
+    def _load(self, fp: str, key: str) -> Optional[Tensor]:
+        file = self._file(fp, key)
+        return torch.load(file, map_location='cpu', weights_only=True) if file.is_file() else None
 
-    def _remember(self, fp: str, key: str, value: Tensor) -> None:
-        if self.max_items is None or len(self._memory) < self.max_items:
-            self._memory[(fp, key)] = value
-
-    def put(self, fp: str, key: str, value: Tensor) -> None:
-        value = value.detach().cpu().clone()
-        self._remember(fp, key, value)
-        if self.cache_dir is not None:
+    def _put(self, fp: str, key: str, value: Tensor, on_disk: bool) -> Optional[int]:
+        """Store ``value``: its row in memory (``None`` when over ``max_items``)."""
+        if on_disk and self.cache_dir is not None:
             file = self._file(fp, key)
             file.parent.mkdir(parents=True, exist_ok=True)
             tmp = file.with_name(f'.{file.name}.{os.getpid()}.tmp')
-            torch.save(value, tmp)
+            torch.save(value.detach().cpu().clone(), tmp)
             os.replace(tmp, file)  # atomic: readers see the old state or the whole entry
+        if self.max_items is not None and len(self) >= self.max_items:
+            return None
+        store = self._stores.setdefault(fp, _Store())
+        if store.data is not None:
+            value = value.to(store.data.device)
+        elif self.store_device is not None:
+            value = value.to(self.store_device)
+        return store.add(key, value.detach())
 
-    def encode(self, encoder: nn.Module, region_inputs: Tensor,
-               img_paths: Optional[Sequence[Optional[str]]] = None) -> Tensor:
-        """``encoder(region_inputs)``, served from the cache where possible.
+    def encode(self, encoder: nn.Module, views: Optional[Tensor],
+               img_paths: Optional[Sequence[Optional[str]]] = None, *,
+               keys: Optional[Sequence[Optional[str]]] = None, has_view: Optional[Sequence[bool]] = None,
+               rebuild: Optional[Callable[[List[int]], Tensor]] = None, context: str = '',
+               device: Optional[torch.device] = None) -> Tensor:
+        """``encoder(views)``, served from the cache where possible.
+
+        Args:
+            views: the batch's views (B, C, H, W); with ``has_view``, only the rows of the
+                samples whose view the loader built, in batch order (``None`` when none was).
+            img_paths: per-sample paths, for samples keyed without a pipeline key.
+            keys: per-sample pipeline keys (``None``/``''`` where a sample has none).
+            has_view: per sample, whether its view is in ``views`` (default: all).
+            rebuild: ``rebuild(sample indices) -> views`` (normalised, on the device) for
+                samples whose view was skipped but whose entry is missing.
+            context: what else decides the numbers (e.g. the view's normalisation).
+            device: the output device when ``views`` is ``None``.
 
         The encoder runs only on the samples that miss (not at all when every sample hits).
         """
-        fp = hashlib.sha256(f'{self.fingerprint(encoder)}|{compute_context(region_inputs)}'.encode())
+        n = len(keys) if keys is not None else views.shape[0]
+        has_view = [True] * n if has_view is None else [bool(h) for h in has_view]
+        device = views.device if views is not None else device
+        dtype = views.dtype if views is not None else torch.float32
+        fp = hashlib.sha256(f'{self.fingerprint(encoder)}|{_context(device, dtype)}|{context}'.encode())
         fp = fp.hexdigest()[:32]
-        hash_tensors = self.hash_tensors
-        if hash_tensors is None:
-            hash_tensors = region_inputs.device.type == 'cpu'
-        keys = sample_keys(region_inputs, img_paths, hash_tensors)
-        found: List[Optional[Tensor]] = [None if k is None else self.get(fp, k) for k in keys]
-        miss = [i for i, v in enumerate(found) if v is None]
-        self.hits += len(keys) - len(miss)
+        view_row = np.cumsum(has_view) - 1  # sample -> its row in ``views``
+        keys = list(keys) if keys is not None else [None] * n
+        unkeyed = [i for i in range(n) if not keys[i] and has_view[i]]
+        if unkeyed:  # no pipeline key: probe the view
+            hash_tensors = self.hash_tensors
+            if hash_tensors is None:
+                hash_tensors = device.type == 'cpu'
+            paths = [img_paths[i] for i in unkeyed] if img_paths else None
+            probed = sample_keys(views[_index(view_row[unkeyed], views.device)], paths, hash_tensors)
+            for i, key in zip(unkeyed, probed):
+                keys[i] = key
+        store = self._stores.get(fp)
+        rows = [store.rows.get(k, -1) if store is not None and k else -1 for k in keys]
+        miss = [i for i, r in enumerate(rows) if r < 0]
+        self.hits += n - len(miss)
         self.misses += len(miss)
+        fresh: Dict[int, Tensor] = {}
         if miss:
-            subset = region_inputs if len(miss) == len(keys) else region_inputs[miss]
-            feats = encoder(subset).detach().cpu()
-            self.encoder_calls += 1
-            for j, i in enumerate(miss):
-                found[i] = feats[j]
-                if keys[i] is not None:
-                    self.put(fp, keys[i], feats[j])
-        return torch.stack(found).to(region_inputs.device, non_blocking=True)
+            self._fill(encoder, fp, views, keys, has_view, view_row, miss, rows, fresh, rebuild)
+            store = self._stores.get(fp)
+        if not fresh:
+            return store.data[_index(rows, store.data.device)].to(device, non_blocking=True)
+        return torch.stack([(fresh[i] if rows[i] < 0 else store.data[rows[i]]).to(device) for i in range(n)])
+
+    def _fill(self, encoder, fp, views, keys, has_view, view_row, miss, rows, fresh, rebuild) -> None:
+        """Rows for the missing samples: from disk, else by encoding (views rebuilt if skipped)."""
+        index = shared_key_index(create=False) if self.share_with_loader else None
+        need = []
+        for i in miss:
+            value = self._load(fp, keys[i]) if self.cache_dir is not None and keys[i] else None
+            if value is None:
+                need.append(i)
+                continue
+            row = self._put(fp, keys[i], value, on_disk=False)
+            rows[i] = -1 if row is None else row
+            if row is None:
+                fresh[i] = value
+            elif index is not None:
+                index.add(keys[i])
+        if not need:
+            return
+        built = [i for i in need if has_view[i]]
+        skipped = [i for i in need if not has_view[i]]
+        parts, order = [], built + skipped
+        if built:
+            rows_of_built = _index(view_row[built], views.device)
+            parts.append(views if len(built) == views.shape[0] else views[rows_of_built])
+        if skipped:
+            if rebuild is None:
+                raise RuntimeError(f'{len(skipped)} region views were skipped by the loader but their '
+                                   'tokens are not cached, and no rebuild function was given')
+            parts.append(rebuild(skipped))
+            self.rebuilt += len(skipped)
+        feats = encoder(parts[0] if len(parts) == 1 else torch.cat(parts)).detach()
+        self.encoder_calls += 1
+        for j, i in enumerate(order):
+            row = self._put(fp, keys[i], feats[j], on_disk=True) if keys[i] else None
+            if row is None:
+                fresh[i] = feats[j]
+                continue
+            rows[i] = row
+            if index is not None:
+                index.add(keys[i])

@@ -39,7 +39,9 @@ train_dataloader = dict(
     persistent_workers=True,
     pin_memory=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
-    collate_fn=dict(type='default_collate'),
+    # default_collate, plus batches where RegionView skipped the views the model has cached
+    # (the scope prefix: mmengine's Runner looks collate functions up in its root registry)
+    collate_fn=dict(type='miqa.miqa_collate'),
     dataset=dict(type=dataset_type, data_root=data_root, task='cls', label_type='composite',
                  split='train', split_file='official', pipeline=train_pipeline),
 )
@@ -49,7 +51,7 @@ val_dataloader = dict(
     persistent_workers=True,
     pin_memory=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    collate_fn=dict(type='default_collate'),
+    collate_fn=dict(type='miqa.miqa_collate'),
     dataset=dict(type=dataset_type, data_root=data_root, task='cls', label_type='composite',
                  split='val', split_file='official', pipeline=test_pipeline, test_mode=True),
 )
