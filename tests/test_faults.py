@@ -283,6 +283,43 @@ def _same_result(reference: Path, rerun: Path) -> None:
     assert not temporaries(rerun)
 
 
+def test_checkpoint_writes_and_deletions_come_in_a_safe_order(miqd_root, tmp_path, monkeypatch):
+    """In one real (in-process) training run: every checkpoint goes through a temporary file, a previous
+    best is deleted only after the new best is written, and an epoch checkpoint followed by a validation
+    is written after that validation's best (so it records it). The kill tests below check the same
+    under SIGKILL (slow)."""
+    from mmengine.config import Config
+    from mmengine.fileio.backends import LocalBackend
+    from mmengine.runner import Runner
+
+    from miqa.utils import setup_runtime
+    from miqa.utils.config import apply_overrides
+
+    cfg = Config.fromfile(str(tiny_config(tmp_path / 'tiny.py', str(miqd_root['root']))))
+    cfg = setup_runtime(apply_overrides(cfg, work_dir=str(tmp_path / 'work')))  # as tools/train.py does
+    log: List[tuple] = []
+    put, remove, replace = LocalBackend.put, LocalBackend.remove, os.replace
+    monkeypatch.setattr(LocalBackend, 'put', lambda self, obj, path: (put(self, obj, path),
+                                                                       log.append(('put', Path(path).name))))
+    monkeypatch.setattr(LocalBackend, 'remove', lambda self, path: (log.append(('remove', Path(path).name)),
+                                                                     remove(self, path)))
+    monkeypatch.setattr(os, 'replace', lambda src, dst: (log.append(('replace', Path(src).name)),
+                                                         replace(src, dst)))
+    Runner.from_cfg(cfg).train()
+    written = [name for op, name in log if op == 'put']
+    assert written[:3] == ['best_SRCC_iter_2.pth', 'best_SRCC_epoch_1.pth', 'epoch_1.pth'], written
+    for i, (op, name) in enumerate(log):
+        if op == 'put':  # through a temporary sibling renamed into place
+            assert log[i - 1][0] == 'replace' and log[i - 1][1].startswith(f'.{name}.'), log[i - 1:i + 1]
+        if op == 'remove' and name.startswith('best_'):
+            newer = [n for o, n in log[:i] if o == 'put' and n.startswith('best_') and n != name]
+            assert newer and log.index(('put', newer[-1])) < i, (name, log)
+    assert sorted(p.name for p in (tmp_path / 'work').glob('*.pth')) == [
+        'best_SRCC_iter_6.pth', 'epoch_1.pth', 'epoch_2.pth']
+    assert not temporaries(tmp_path / 'work')
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize('target', ['epoch_1.pth:120:1', 'best_*:120:2'],
                          ids=['epoch_checkpoint', 'best_replacement'])
 def test_kill_inside_a_checkpoint_write_then_resume(target, reference, tmp_path):
