@@ -67,7 +67,7 @@ def epoch(model, batches_of):
     with torch.no_grad():
         for batch in batches_of:
             has = batch['data_samples'].get('has_region_view')
-            views.append(has.tolist() if has is not None else [True] * len(batch['inputs']))
+            views.append(list(has) if has is not None else [True] * len(batch['inputs']))
             assert ('region_inputs' in batch) == any(views[-1])
             data = model.data_preprocessor(batch)
             preds.append(model(**data, mode='tensor'))
@@ -193,4 +193,31 @@ def test_miqa_collate_is_default_collate_without_region_views():
     items[1]['region_inputs'] = torch.ones(3, 8, 8)
     mixed = miqa_collate(items)
     assert mixed['region_inputs'].shape == (1, 3, 8, 8)
-    assert mixed['data_samples']['has_region_view'].tolist() == [False, True, False]
+    assert mixed['data_samples']['has_region_view'] == [False, True, False]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
+def test_on_cuda_the_tokens_stay_on_the_device_and_batches_without_views_match(tmp_path):
+    torch.manual_seed(0)
+    cached = MODELS.build(dict(CFG, region_cache=True)).cuda().eval()
+    rng = np.random.default_rng(0)
+    steps = [tf.LoadImage(), tf.Resize(48), tf.RegionView(48, skip_cached=False), tf.CenterCrop(32),
+             tf.PackMIQAInputs()]
+    items = []
+    for i in range(6):
+        path = tmp_path / f'{i}.png'
+        cv2.imwrite(str(path), rng.integers(0, 256, (40, 50, 3), dtype=np.uint8))
+        results = dict(img_path=str(path), sample_idx=i)
+        for step in steps:
+            results = step(results)
+        items.append(results)
+    full = miqa_collate(items)
+    samples = dict(full['data_samples'], has_region_view=[False] * 6)
+    skipped = dict(inputs=full['inputs'], data_samples=samples)
+    with torch.no_grad():
+        first = cached(**cached.data_preprocessor(full), mode='tensor')
+        second = cached(**cached.data_preprocessor(skipped), mode='tensor')
+    assert torch.equal(first, second)
+    store = next(iter(cached.region_cache._stores.values()))
+    assert store.data.device.type == 'cuda' and cached.region_cache.stats()['hits'] == 6

@@ -4,12 +4,11 @@
 (:mod:`miqa.models.region_cache`), so after the first epoch a batch may have views for some
 samples, or for none. ``default_collate`` would fail (or silently drop every view, when the
 first sample has none); this collate stacks the views that exist, in batch order, and records
-which samples they belong to in ``data_samples['has_region_view']`` (bool, B), which
+which samples they belong to in ``data_samples['has_region_view']`` (B bools), which
 ``RAMIQA`` reads. Batches without ``RegionView`` are exactly ``default_collate``'s.
 """
 from typing import Any, Sequence
 
-import torch
 from mmengine.dataset import default_collate
 
 from miqa.registry import FUNCTIONS
@@ -32,5 +31,6 @@ def miqa_collate(data_batch: Sequence[dict]) -> Any:
     present = [v for v in views if v is not None]
     if present:
         batch['region_inputs'] = default_collate(present)
-    batch['data_samples']['has_region_view'] = torch.tensor([v is not None for v in views])
+    # a list, not a tensor: it stays on the host (the model reads it before any device work)
+    batch['data_samples']['has_region_view'] = [v is not None for v in views]
     return batch
