@@ -113,3 +113,40 @@ def test_slurm_script_passes_only_defined_options(tmp_path):
     usage = subprocess.run(['bash', str(ROOT / 'tools/slurm_train.sh'), 'gpu'], env=env, capture_output=True,
                            text=True)
     assert usage.returncode == 2 and 'usage' in usage.stderr
+
+
+def test_slurm_array_build_script_submits_shards_then_finalize(tmp_path):
+    """A stand-in ``sbatch`` records the two submissions of tools/slurm_build_miqd.sh: an array of
+    one task per shard and a finalize job that waits for all of them; every wrapped command parses
+    with tools/build_miqd.py's own parser, one shard index per task."""
+    fake = tmp_path / 'bin'
+    fake.mkdir()
+    log = tmp_path / 'sbatch.jsonl'
+    (fake / 'sbatch').write_text(f'#!{sys.executable}\nimport json, sys\n'
+                                 f'open({str(log)!r}, "a").write(json.dumps(sys.argv[1:]) + "\\n")\n'
+                                 'print("4242;cluster" if any(a.startswith("--array") for a in sys.argv) '
+                                 'else "4243")\n')
+    (fake / 'sbatch').chmod(0o755)
+    env = dict(os.environ, PATH=f'{fake}{os.pathsep}{os.environ["PATH"]}', CPUS_PER_TASK='8')
+    out = subprocess.run(['bash', str(ROOT / 'tools/slurm_build_miqd.sh'), 'configs/build/miqd_mini.py',
+                          str(tmp_path / 'db'), '4', 'cpu'], env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    array, final = [json.loads(line) for line in log.read_text().splitlines()]
+    assert '--array=0-3' in array and '--partition=cpu' in array and '--cpus-per-task=8' in array
+    assert '--dependency=afterok:4242' in final
+    wraps = [next(a for a in job if a.startswith('--wrap='))[len('--wrap='):] for job in (array, final)]
+    shard_cmd = wraps[0].replace('$SLURM_CPUS_PER_TASK', '8')
+    cmds = [shlex.split(shard_cmd.replace('$SLURM_ARRAY_TASK_ID', str(task))) for task in range(4)]
+    assert all(cmd[:2] == ['python', 'tools/build_miqd.py'] for cmd in cmds)
+    code = ('import json, sys; sys.path.insert(0, "tools"); import build_miqd; '
+            f'print(json.dumps([vars(build_miqd.parse_args(a)) for a in {[c[2:] for c in cmds]!r}]))')
+    parsed = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True,
+                            timeout=300)
+    assert parsed.returncode == 0, parsed.stderr[-3000:]
+    shards = json.loads(parsed.stdout.splitlines()[-1])
+    assert [a['shard_index'] for a in shards] == [0, 1, 2, 3]
+    assert all(a['num_shards'] == 4 and a['workers'] == 8 for a in shards)
+    assert all(a['out'] == str(tmp_path / 'db') for a in shards)
+    final_cmd = shlex.split(wraps[1])
+    assert final_cmd[2:] == ['configs/build/miqd_mini.py', '--out', str(tmp_path / 'db'), '--finalize']
