@@ -20,8 +20,8 @@ from torch.utils.data import DataLoader  # noqa: E402
 from miqa.datasets import MIQDDataset  # noqa: E402
 from miqa.datasets import transforms as tf  # noqa: E402
 from miqa.datasets.collate import miqa_collate  # noqa: E402
-from miqa.models.region_cache import shared_key_index  # noqa: E402
 from miqa.registry import MODELS  # noqa: E402
+from miqa.utils.shared_keys import shared_key_index  # noqa: E402
 
 CFG = dict(type='RAMIQA', backbone=dict(name='vit_small_patch16_224', pretrained=False, img_size=32, depth=1),
            region_encoder=dict(type='TimmViTRegionEncoder', pretrained=False, img_size=48, depth=1),

@@ -1,4 +1,6 @@
 """miqa.datasets.transforms against docs/CONTRACTS.md and the reference torchvision pipeline."""
+import functools
+
 import cv2
 import numpy as np
 import pytest
@@ -77,21 +79,21 @@ def test_resize_matches_torchvision_on_pil(rgb):
     assert tf.Resize(24)(dict(img=rgb))['img'].shape == (24, 24, 3)
 
 
+@functools.lru_cache(maxsize=1)
 def _photos():
-    """Real photos (scikit-image, scikit-learn), downscaled to MIQD's 500x375 and distorted."""
+    """Real photos (scikit-image, scikit-learn), downscaled to MIQD's 500x375, clean and distorted."""
     from skimage import data
     from sklearn.datasets import load_sample_images
 
-    from miqa.distortions import apply_distortion
+    from miqa.distortions import get_distortion
 
     photos = [data.chelsea(), data.astronaut(), data.coffee(), *load_sample_images().images]
     out = []
     for i, photo in enumerate(photos):
         img = cv2.resize(photo, (500, 375), interpolation=cv2.INTER_AREA)
-        out.append(img)
-        out.append(apply_distortion(img, ('gaussian_noise', 'jpeg_compression', 'motion_blur', 'snow',
-                                          'pixelate')[i], level=5, seed=i))
-    return out
+        fn = get_distortion(('gaussian_noise', 'jpeg_compression', 'motion_blur', 'snow', 'pixelate')[i])
+        out += [img, fn(img, fn.params[-1], np.random.default_rng(i))]  # the most severe setting
+    return tuple(out)
 
 
 @pytest.mark.parametrize('hw', [(288, 288), (224, 224), (160, 160), (375, 500), (501, 377), (600, 700),

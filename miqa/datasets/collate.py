@@ -12,14 +12,13 @@ from typing import Any, Sequence
 from mmengine.dataset import default_collate
 
 from miqa.registry import FUNCTIONS
+from miqa.utils.shared_keys import shared_key_index
 
 
 @FUNCTIONS.register_module()
 def miqa_collate(data_batch: Sequence[dict]) -> Any:
     """``default_collate`` of ``data_batch``, with ``region_inputs`` stacked over the samples
     that have one (absent when none has) and ``data_samples['has_region_view']``."""
-    from miqa.models.region_cache import shared_key_index
-
     index = shared_key_index(create=False)
     if index is not None:
         index.ready = True  # this process batches samples without views: RegionView may skip them

@@ -32,6 +32,7 @@ from PIL import Image
 
 from miqa.registry import TRANSFORMS
 from miqa.utils.image_header import HeaderError, ImageHeader, check_pixels, read_header
+from miqa.utils.shared_keys import shared_key_index
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -269,8 +270,7 @@ class RegionView:
         self._step = ['view', *self.size, self.backend, self.mean, self.std]
         self._spec = json.dumps(self._step)
         if skip_cached:
-            from miqa.models.region_cache import shared_key_index  # before workers fork
-            self._index = shared_key_index()
+            self._index = shared_key_index()  # made here, in the main process, before workers fork
         else:
             self._index = None
 
@@ -297,7 +297,6 @@ class RegionView:
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         if self.skip_cached:
-            from miqa.models.region_cache import shared_key_index
             self._index = shared_key_index()
 
     def __repr__(self) -> str:
