@@ -221,3 +221,19 @@ def test_on_cuda_the_tokens_stay_on_the_device_and_batches_without_views_match(t
     assert torch.equal(first, second)
     store = next(iter(cached.region_cache._stores.values()))
     assert store.data.device.type == 'cuda' and cached.region_cache.stats()['hits'] == 6
+
+
+def test_only_pipeline_keys_reach_the_loaders_index(tmp_path, fresh_index):
+    """Probe-keyed entries (views handed in as tensors, the frozen stem's inputs) are cached but not
+    published: no RegionView asks for them. Pipeline keys are published once stored."""
+    cached, _ = models()
+    paths = []
+    for i in range(3):
+        paths.append(str(tmp_path / f'{i}.png'))
+        cv2.imwrite(paths[-1], np.full((8, 8, 3), i, np.uint8))
+    x, r = torch.randn(3, 3, 32, 32), torch.randn(3, 3, 48, 48)
+    cached(x, dict(img_path=paths), r)
+    assert fresh_index.count == 0 and len(cached.region_cache) == 3
+    keyed = dict(img_path=paths, region_key=['a|v', 'b|v', ''], region_recipe=['', '', ''])
+    cached(x, keyed, r)
+    assert fresh_index.count == 2 and 'a|v' in fresh_index and 'b|v' in fresh_index

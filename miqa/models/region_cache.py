@@ -113,6 +113,17 @@ def sample_keys(region_inputs: Tensor, img_paths: Optional[Sequence[Optional[str
 
 
 # ------------------------------------------------------------------ the cache
+class _Publisher:
+    """Adds stored pipeline keys to the loader's index (if any); skips the ``probed`` samples."""
+
+    def __init__(self, index: Optional[SharedKeyIndex], probed: set) -> None:
+        self.index, self.probed = index, probed
+
+    def add(self, i: int, key: str) -> None:
+        if self.index is not None and i not in self.probed:
+            self.index.add(key)
+
+
 def _index(rows: Sequence[int], device: torch.device) -> Tensor:
     """Row indices on ``device``; to a GPU through pinned memory, without stalling the stream."""
     idx = torch.as_tensor(np.asarray(rows, np.int64))
@@ -268,15 +279,17 @@ class RegionTokenCache:
         self.misses += len(miss)
         fresh: Dict[int, Tensor] = {}
         if miss:
-            self._fill(encoder, fp, views, keys, has_view, view_row, miss, rows, fresh, rebuild)
+            self._fill(encoder, fp, views, keys, has_view, view_row, miss, rows, fresh, rebuild, set(unkeyed))
             store = self._stores.get(fp)
         if not fresh:
             return store.data[_index(rows, store.data.device)].to(device, non_blocking=True)
         return torch.stack([(fresh[i] if rows[i] < 0 else store.data[rows[i]]).to(device) for i in range(n)])
 
-    def _fill(self, encoder, fp, views, keys, has_view, view_row, miss, rows, fresh, rebuild) -> None:
-        """Rows for the missing samples: from disk, else by encoding (views rebuilt if skipped)."""
-        index = shared_key_index(create=False) if self.share_with_loader else None
+    def _fill(self, encoder, fp, views, keys, has_view, view_row, miss, rows, fresh, rebuild, probed) -> None:
+        """Rows for the missing samples: from disk, else by encoding (views rebuilt if skipped).
+        Stored pipeline keys (not ``probed`` ones, which no loader asks for) go to the loader's index."""
+        shared = shared_key_index(create=False) if self.share_with_loader else None
+        index = _Publisher(shared, probed)
         need = []
         for i in miss:
             value = self._load(fp, keys[i]) if self.cache_dir is not None and keys[i] else None
@@ -287,8 +300,8 @@ class RegionTokenCache:
             rows[i] = -1 if row is None else row
             if row is None:
                 fresh[i] = value
-            elif index is not None:
-                index.add(keys[i])
+            else:
+                index.add(i, keys[i])
         if not need:
             return
         built = [i for i in need if has_view[i]]
@@ -311,5 +324,4 @@ class RegionTokenCache:
                 fresh[i] = feats[j]
                 continue
             rows[i] = row
-            if index is not None:
-                index.add(keys[i])
+            index.add(i, keys[i])
