@@ -509,11 +509,58 @@ def write_record(plan: Plan, record: Mapping[str, Any]) -> None:
                       json.dumps(_plain(record), indent=1, sort_keys=True))
 
 
+def label_source(plan: Plan, labeller: Any, prepared: Prepared) -> None:
+    """Label a prepared source and write its record and label CSV(s).
+
+    A labeller with ``inspect_source(source, annotation)`` (det: :class:`~miqa.database.labels.
+    MachineLabeller`) is asked first: it may give the annotation to use (pseudo ground truth,
+    :mod:`miqa.database.pseudo_gt`) and fields for the record, or a reason to leave the source out
+    (:func:`exclude_source`).
+    """
+    annotation = prepared.annotation
+    inspect = getattr(labeller, 'inspect_source', None)
+    if inspect is not None:
+        found = inspect(prepared.source, annotation)
+        prepared.record.update(_plain(found.get('record') or {}))
+        if found.get('exclude'):
+            exclude_source(plan, prepared, found['exclude'])
+            return
+        annotation = found.get('annotation', annotation)
+    write_labels(plan, prepared, labeller.label(prepared.source, prepared.variants, annotation))
+
+
+def exclude_source(plan: Plan, prepared: Prepared, reason: str) -> None:
+    """Leave a source out of the database: its images are removed (unless the sibling det/ins
+    task labelled it: they share images) and its record says ``status='excluded'`` and why, so
+    a resumed build skips it."""
+    src_id = prepared.src_id
+    sibling = _SIBLING.get(plan.task)
+    shared = sibling is not None and all(
+        (task_layout(plan.layout.root.parent, sibling).labels / name).exists()
+        for name in label_files(sibling, src_id))
+    if not shared:
+        shutil.rmtree(plan.layout.images / src_id, ignore_errors=True)
+        (plan.layout.src_images / f'{src_id}{plan.layout.src_ext}').unlink(missing_ok=True)
+    prepared.record.update(status='excluded', reason=reason)
+    write_record(plan, prepared.record)
+
+
+def excluded_sources(plan: Plan, src_ids: Iterable[str]) -> List[str]:
+    """The ``src_ids`` whose record says ``status='excluded'`` (not finished, not to be redone)."""
+    folder = Path(plan.state_dir) / 'sources'
+    out = []
+    for src_id in src_ids:
+        record = _read_json(folder / f'{src_id}.json')
+        if record is not None and record.get('status') == 'excluded':
+            out.append(src_id)
+    return out
+
+
 def build_source(plan: Plan, labeller: Any, src: Mapping[str, Any]) -> Dict[str, Any]:
     """Images, labels and record of one source; returns its record."""
     prepared = prepare_source(plan, src)
     if prepared.record['status'] == 'finished':
-        write_labels(plan, prepared, labeller.label(prepared.source, prepared.variants, prepared.annotation))
+        label_source(plan, labeller, prepared)
     else:
         write_record(plan, prepared.record)
     return prepared.record
@@ -596,6 +643,7 @@ class BuildSummary:
     skipped_finished: int = 0
     built: int = 0
     unreadable: List[Dict[str, str]] = field(default_factory=list)
+    excluded: int = 0            # sources the labeller left out (status 'excluded', built or earlier)
     finalized: bool = False
     seconds: float = 0.0
 
@@ -637,8 +685,9 @@ def build_database(cfg: Any, out: Optional[str] = None, num_shards: int = 1, sha
     begin_build(out, task, params, force)
     plan = make_plan(settings)
     done = set(finished_sources(plan.layout, [s['src_id'] for s in sources]))
-    todo = [s for s in sources if s['src_id'] not in done]
-    summary.skipped_finished = len(done)
+    left_out = set(excluded_sources(plan, [s['src_id'] for s in sources if s['src_id'] not in done]))
+    todo = [s for s in sources if s['src_id'] not in done | left_out]
+    summary.skipped_finished, summary.excluded = len(done), len(left_out)
     factory = labeller_factory or default_labeller_factory(settings['labeller'])
     workers = next(w for w in (workers, settings['workers'], os.cpu_count(), 1) if w is not None)
     plan.layout.labels.mkdir(parents=True, exist_ok=True)
@@ -646,11 +695,17 @@ def build_database(cfg: Any, out: Optional[str] = None, num_shards: int = 1, sha
     for record in _run(plan, factory, todo, workers, settings, progress, desc):
         if record['status'] == 'finished':
             summary.built += 1
+        elif record['status'] == 'excluded':
+            summary.excluded += 1
         else:
             summary.unreadable.append({k: record[k] for k in ('src_id', 'path', 'error')})
     if summary.unreadable:
         listed = '; '.join(f'{u["src_id"]} ({u["path"]}: {u["error"]})' for u in summary.unreadable[:20])
         print_log(f'build {task}: skipped {len(summary.unreadable)} unreadable source(s): {listed}',
+                  logger='current', level=logging.WARNING)
+    if summary.excluded:
+        print_log(f'build {task}: {summary.excluded} source(s) left out by the labeller (e.g. no clean '
+                  f'detection: no consistency reference); listed with reasons in manifest_{task}.json',
                   logger='current', level=logging.WARNING)
     if finalize if finalize is not None else num_shards == 1:
         finalize_database(cfg, out)
@@ -685,8 +740,7 @@ def _run(plan: Plan, factory: Callable[[], Any], todo: List[dict], workers: int,
             if label_here:
                 for prepared in _bounded(pool, _work_prepare, todo, 2 * workers):
                     if prepared.record['status'] == 'finished':
-                        scores = labeller.label(prepared.source, prepared.variants, prepared.annotation)
-                        write_labels(plan, prepared, scores)
+                        label_source(plan, labeller, prepared)
                     else:
                         write_record(plan, prepared.record)
                     bar.update()
@@ -801,8 +855,11 @@ def finalize_database(cfg: Any, out: Optional[str] = None) -> Dict[str, Any]:
     finished = finished_sources(layout, sorted(records))
     unreadable = [dict(src_id=r['src_id'], path=r['path'], error=r['error'])
                   for s, r in records.items() if r['status'] == 'unreadable' and s not in finished]
+    excluded = [dict(src_id=r['src_id'], path=r['path'], reason=r.get('reason', ''))
+                for s, r in records.items() if r['status'] == 'excluded' and s not in finished]
     splits = _write_splits(out, task, {s: records[s] for s in finished}, settings)
-    if task != 'cls' and settings['annotations']:
+    pseudo = any(records[s].get('annotation_source') == 'pseudo_gt' for s in finished)
+    if task != 'cls' and (settings['annotations'] or pseudo):
         _write_coco_subset(layout, settings['annotations'], {s: records[s] for s in finished})
     skip = {'src_id', 'status'} | ({'annotation'} if task != 'cls' else set())  # det/ins: additional_info
     sources = {s: {k: v for k, v in records[s].items() if k not in skip} for s in finished}
@@ -815,7 +872,7 @@ def finalize_database(cfg: Any, out: Optional[str] = None) -> Dict[str, Any]:
         mask_providers=list(MASK_SOURCES),
         mask_sources={k: sum(r['mask_source'] == k for r in sources.values()) for k in MASK_SOURCES},
         splits={k: len(v) for k, v in splits.items()}, num_finished=len(finished), finished=finished,
-        unreadable=unreadable, sources=sources)
+        unreadable=unreadable, **({'excluded': excluded} if excluded else {}), sources=sources)
     atomic_write_text(str(Path(out) / f'ATTRIBUTION_{task}.md'),
                       attribution_markdown(sources, f'MIQD database, task {task}'))
     atomic_write_text(str(manifest_path(out, task)), json.dumps(_plain(manifest), indent=1, sort_keys=True))
@@ -879,17 +936,38 @@ def _det_split(writer: Any, src_ids: Sequence[str], records: Mapping[str, Mappin
 SPLIT_WRITERS = {'cls': _cls_split, 'det': _det_split, 'ins': _det_split}
 
 
-def _write_coco_subset(layout: TaskLayout, annotations_file: str, records: Mapping[str, Mapping]) -> None:
+def _write_coco_subset(layout: TaskLayout, annotations_file: Optional[str], records: Mapping[str, Mapping]
+                       ) -> None:
     """``miqa_det/additional_info/instances_val2017.json``: the finished sources with their
-    annotations scaled to the stored size, the categories of ``annotations_file``."""
-    coco = json.loads(Path(annotations_file).read_text())
-    images, anns = [], []
+    annotations at the stored size (from ``annotations_file``, scaled; or the pseudo ground truth
+    of :mod:`miqa.database.pseudo_gt`, ``annotation_source='pseudo_gt'`` in the record), the
+    categories of ``annotations_file`` (else COCO's 80). Image and annotation ids of the file are
+    kept; sources without them get new ids after the largest one (in ``src_id`` order)."""
+    from .pseudo_gt import COCO_CATEGORIES
+
+    coco = json.loads(Path(annotations_file).read_text()) if annotations_file else {}
+    image_ids: Dict[str, Any] = {}
     for src_id, record in records.items():
         src_anns = record.get('annotation') or []
-        image_id = src_anns[0]['image_id'] if src_anns else (int(src_id) if src_id.isdigit() else src_id)
-        images.append(dict(id=image_id, file_name=f'{src_id}{layout.src_ext}', height=record['size'][0],
-                           width=record['size'][1]))
-        anns.extend(src_anns)
-    subset = dict(images=images, annotations=anns, categories=coco.get('categories', []))
+        if src_anns and 'image_id' in src_anns[0]:
+            image_ids[src_id] = src_anns[0]['image_id']
+        elif src_id.isdigit():
+            image_ids[src_id] = int(src_id)
+    next_image = 1 + max((i for i in image_ids.values() if isinstance(i, int)), default=0)
+    next_ann = 1 + max((a['id'] for r in records.values() for a in r.get('annotation') or []
+                        if isinstance(a.get('id'), int)), default=0)
+    images, anns = [], []
+    for src_id in sorted(records):
+        record = records[src_id]
+        if src_id not in image_ids:
+            image_ids[src_id], next_image = next_image, next_image + 1
+        images.append(dict(id=image_ids[src_id], file_name=f'{src_id}{layout.src_ext}',
+                           height=record['size'][0], width=record['size'][1]))
+        for ann in record.get('annotation') or []:
+            if 'id' not in ann:
+                ann, next_ann = dict(ann, id=next_ann, image_id=image_ids[src_id]), next_ann + 1
+            anns.append(ann)
+    subset = dict(images=images, annotations=anns,
+                  categories=coco.get('categories', []) if annotations_file else list(COCO_CATEGORIES))
     atomic_write_text(str(layout.src_images.parent / 'additional_info' / 'instances_val2017.json'),
                       json.dumps(subset))

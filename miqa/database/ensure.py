@@ -67,7 +67,8 @@ def load_build_config(spec: Union[str, os.PathLike, Mapping, Config]) -> Config:
 
 def database_status(cfg: Config, out: Optional[str] = None) -> dict:
     """``dict(out, task, cached, reason)``: ``cached`` when the folder's manifest is finalized
-    with ``cfg``'s parameters and every source the config collects is finished (or unreadable)."""
+    with ``cfg``'s parameters and every source the config collects is finished (or unreadable, or
+    left out by the labeller)."""
     settings = build_settings(cfg, out)
     out, task = settings['out_root'], settings['task']
     manifest = _read_json(manifest_path(out, task))
@@ -78,7 +79,8 @@ def database_status(cfg: Config, out: Optional[str] = None) -> dict:
         return dict(status, reason='built with other parameters')
     if manifest.get('status') != 'finalized':
         return dict(status, reason='build unfinished')
-    known = set(manifest.get('finished', [])) | {u['src_id'] for u in manifest.get('unreadable', [])}
+    known = set(manifest.get('finished', [])) | {u['src_id'] for u in manifest.get('unreadable', [])} \
+        | {u['src_id'] for u in manifest.get('excluded', [])}
     missing = [s['src_id'] for s in collect_sources(settings['sources']) if s['src_id'] not in known]
     if missing:
         return dict(status, reason=f'{len(missing)} source(s) not built yet ({", ".join(missing[:5])})')
@@ -126,7 +128,8 @@ def ensure_database(spec: Union[str, os.PathLike, Mapping, Config], out: Optiona
     if not summary.finalized:  # pragma: no cover (one shard always finalizes)
         finalize_database(cfg, out)
     print_log(f'database {out}: built {summary.built} source(s), {summary.skipped_finished} already '
-              f'finished, {len(summary.unreadable)} unreadable, in {summary.seconds:.0f} s', logger='current')
+              f'finished, {len(summary.unreadable)} unreadable, {summary.excluded} left out by the labeller, '
+              f'in {summary.seconds:.0f} s', logger='current')
     return out
 
 

@@ -42,6 +42,14 @@ without (non-crowd) objects makes AP undefined; the label is then 1.0 if the pre
 detection with score >= ``score_thr`` either (agreement on "nothing here"), else 0.0. A
 non-empty reference with no predictions gives 0.0.
 
+Without annotations, ``pseudo_gt=dict(type='agreement', ...)`` makes the accuracy reference from
+the machines' own clean predictions (:mod:`miqa.database.pseudo_gt`: the boxes the detectors
+agree on, other confident boxes as ignore regions); a source where they agree on nothing gets
+consistency-only labels (accuracy NaN). The builder asks :meth:`MachineLabeller.inspect_source`
+for it before labelling (and records it), and, with ``exclude_without_reference=True``, leaves
+out a source on which no machine has a clean detection with score >= ``score_thr`` (no
+consistency reference either).
+
 Aggregation over the M machines (:func:`aggregate`): ``weighted_*`` =
 :math:`\sum_m w_m x_m / \sum_m w_m` (``weights``: ``None`` = uniform, a list in machine
 order, or a dict name -> weight); ``mean_*`` and ``std_*`` are the plain mean and the
@@ -52,6 +60,7 @@ type='MachineLabeller', task='cls', machines=[...], ...)``); ``label(source, var
 annotation)`` scores every variant, ``describe()`` feeds the manifest.
 """
 import contextlib
+import hashlib
 import io
 import math
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
@@ -59,6 +68,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 import numpy as np
 
 from .machines import Detections, Machine, build_machine, check_unique_names, package_version
+from .pseudo_gt import build_pseudo_gt, has_objects
 
 LABEL_KEYS = ('weighted_consistency', 'weighted_accuracy', 'mean_consistency', 'std_consistency',
               'mean_accuracy', 'std_accuracy')
@@ -275,20 +285,31 @@ class MachineLabeller:
         use_cats, max_dets: det/ins: :func:`coco_ap` options.
         num_classes: cls: the class count annotations are checked against.
         missing_annotation: ``'error'`` (default): ``label`` raises without an annotation;
-            ``'nan'``: accuracy labels are NaN (consistency only).
+            ``'nan'``: accuracy labels are NaN (consistency only; always so with ``pseudo_gt`` for
+            a source where the detectors agree on nothing).
+        pseudo_gt: det: a rule of :mod:`miqa.database.pseudo_gt` (``dict(type='agreement', ...)``)
+            making the annotation of a source that has none from the machines' clean predictions
+            (:meth:`inspect_source`); ``None``: no pseudo ground truth.
+        exclude_without_reference: det/ins: :meth:`inspect_source` asks the builder to leave out
+            a source on which no machine has a clean detection with score >= ``score_thr``.
     """
 
     def __init__(self, task: str = 'cls', machines: Sequence[Union[Machine, Mapping[str, Any]]] = (),
                  consistency: Optional[str] = None, accuracy: Optional[str] = None,
                  weights: Union[None, Sequence[float], Mapping[str, float]] = None, score_thr: float = 0.5,
                  use_cats: bool = True, max_dets: int = 100, num_classes: int = 1000,
-                 missing_annotation: str = 'error') -> None:
+                 missing_annotation: str = 'error', pseudo_gt: Optional[Mapping[str, Any]] = None,
+                 exclude_without_reference: bool = False) -> None:
         if task not in TASKS:
             raise ValueError(f'task must be one of {TASKS}, got {task!r}')
         if not machines:
             raise ValueError('MachineLabeller needs at least one machine')
         if missing_annotation not in ('error', 'nan'):
             raise ValueError(f"missing_annotation must be 'error' or 'nan', got {missing_annotation!r}")
+        if (pseudo_gt is not None or exclude_without_reference) and task == 'cls':
+            raise ValueError('pseudo_gt and exclude_without_reference are for det/ins labellers')
+        if pseudo_gt is not None and task != 'det':
+            raise ValueError('pseudo_gt makes boxes: det labellers only')
         self.task = task
         self.machines = [build_machine(m) for m in machines]
         wrong = [m.name for m in self.machines if m.task != task]
@@ -306,6 +327,9 @@ class MachineLabeller:
         self.weights = normalise_weights(weights, self.names)
         self.score_thr, self.use_cats, self.max_dets = float(score_thr), bool(use_cats), int(max_dets)
         self.num_classes, self.missing_annotation = int(num_classes), missing_annotation
+        self.pseudo_gt = build_pseudo_gt(pseudo_gt)
+        self.exclude_without_reference = bool(exclude_without_reference)
+        self._clean: Optional[tuple] = None  # (image digest, {machine name: clean Detections})
 
     # per machine: (consistency (N,), accuracy (N,)) of the variants
     def _score_cls(self, machine: Machine, source: np.ndarray, images: List[np.ndarray],
@@ -316,14 +340,47 @@ class MachineLabeller:
         acc = CLS_ACCURACY[self.accuracy](q, classes) if classes is not None else np.full(len(q), np.nan)
         return cons, acc
 
+    def _clean_predictions(self, source: np.ndarray) -> Dict[str, Detections]:
+        """Every machine's predictions on the pristine ``source`` (kept for the next call with the
+        same image, so :meth:`inspect_source` and :meth:`label` run the machines on it once)."""
+        digest = hashlib.blake2b(np.ascontiguousarray(source).tobytes(), digest_size=16)
+        digest.update(repr(source.shape).encode())
+        if self._clean is None or self._clean[0] != digest.digest():
+            self._clean = (digest.digest(), {m.name: m.predict([source])[0] for m in self.machines})
+        return self._clean[1]
+
+    def inspect_source(self, source: np.ndarray, annotation: Any) -> Dict[str, Any]:
+        """What the builder needs before labelling a source (det/ins; cls: nothing).
+
+        Returns ``dict(exclude=None | reason, annotation=<for label()>, record=<fields for the
+        source's record>)``: the annotation is ``annotation`` when given, else the pseudo ground
+        truth (``pseudo_gt``; recorded with ``annotation_source='pseudo_gt'`` even when it holds
+        only ignore regions, in which case :meth:`label` gets ``None``: accuracy NaN).
+        """
+        if self.task == 'cls':
+            return dict(exclude=None, annotation=annotation, record={})
+        clean = self._clean_predictions(source)
+        boxes = {name: int(np.count_nonzero(det['scores'] >= self.score_thr)) for name, det in clean.items()}
+        record: Dict[str, Any] = dict(reference_boxes=boxes)
+        if self.exclude_without_reference and not any(boxes.values()):
+            return dict(exclude=f'no clean detection with score >= {self.score_thr} by any machine',
+                        annotation=None, record=record)
+        if annotation is None and self.pseudo_gt is not None:
+            pseudo = self.pseudo_gt([clean[m.name] for m in self.machines])
+            record.update(annotation=pseudo, annotation_source='pseudo_gt',
+                          pseudo_gt_objects=sum(not a['iscrowd'] for a in pseudo))
+            annotation = pseudo if has_objects(pseudo) else None
+        return dict(exclude=None, annotation=annotation, record=record)
+
     def _score_det(self, machine: Machine, source: np.ndarray, images: List[np.ndarray],
                    annotation: Optional[Sequence[Mapping]]) -> tuple:
         iou_type = 'segm' if self.task == 'ins' else 'bbox'
-        dets = machine.predict([source] + images)
-        reference = detections_to_annotations(dets[0], self.score_thr, iou_type)
+        clean = self._clean_predictions(source)[machine.name]
+        dets = machine.predict(images)
+        reference = detections_to_annotations(clean, self.score_thr, iou_type)
         kw = dict(iou_type=iou_type, score_thr=self.score_thr, use_cats=self.use_cats, max_dets=self.max_dets)
         cons, acc = [], []
-        for image, det in zip(images, dets[1:]):
+        for image, det in zip(images, dets):
             cons.append(coco_ap(reference, det, image.shape, metric=self.consistency, **kw))
             acc.append(np.nan if annotation is None else coco_ap(annotation, det, image.shape,
                                                                  metric=self.accuracy, **kw))
@@ -335,7 +392,7 @@ class MachineLabeller:
         names = list(variants)
         if not names:
             return {}
-        if annotation is None and self.missing_annotation == 'error':
+        if annotation is None and self.missing_annotation == 'error' and self.pseudo_gt is None:
             raise ValueError(f'{self.task} accuracy needs an annotation (ImageNet class indices for cls, '
                              'COCO annotations for det/ins); set missing_annotation="nan" for consistency '
                              'only')
@@ -371,8 +428,16 @@ class MachineLabeller:
             formulas=formulas, weights=dict(zip(self.names, self.weights.tolist())),
             aggregation='weighted_* = sum_m w_m x_m (weights sum to 1); mean_*, std_* (ddof=0) over machines',
             score_thr=self.score_thr, use_cats=self.use_cats, max_dets=self.max_dets,
+            **({} if self.task == 'cls' else dict(
+                pseudo_gt=None if self.pseudo_gt is None else _describe_rule(self.pseudo_gt),
+                exclude_without_reference=self.exclude_without_reference)),
             machines=[m.describe() for m in self.machines],
             versions={p: package_version(p) for p in ('torch', 'numpy', 'pycocotools', 'timm')})
+
+
+def _describe_rule(rule: Any) -> Any:
+    describe = getattr(rule, 'describe', None)
+    return describe() if describe else getattr(rule, '__name__', type(rule).__name__)
 
 
 def _doc(fn: Callable) -> str:

@@ -338,7 +338,8 @@ def missing_sources(include: Sequence[str] = ('pip', 'debian'), roots: Optional[
 def collect_miqd_mini(include: Sequence[str] = ('pip', 'debian'), min_short_side: int = 128,
                       src_ids: Optional[Sequence[str]] = None, crop_dir: Optional[str] = None,
                       roots: Optional[Mapping[str, str]] = None, table: Optional[str] = None,
-                      packages: Optional[Sequence[str]] = None) -> List[dict]:
+                      packages: Optional[Sequence[str]] = None,
+                      imagenet_annotations: bool = True) -> List[dict]:
     """The MIQD-mini sources installed on this machine, as builder source dicts.
 
     Args:
@@ -351,6 +352,9 @@ def collect_miqd_mini(include: Sequence[str] = ('pip', 'debian'), min_short_side
         roots: package name -> folder (or wheel), overriding :data:`PACKAGE_ROOTS`.
         table: another sources table with the same columns.
         packages: only rows of these packages (after ``include``).
+        imagenet_annotations: give each source its ImageNet classes as ``annotation`` (cls);
+            ``False`` for det/ins builds, whose ground truth is COCO boxes (a COCO file or the
+            pseudo ground truth of :mod:`miqa.database.pseudo_gt`).
 
     Returns:
         ``dict(src_id, path, group, annotation, category)`` per source, in table order:
@@ -386,7 +390,7 @@ def collect_miqd_mini(include: Sequence[str] = ('pip', 'debian'), min_short_side
             small.append(row.src_id)
             continue
         items.append(dict(src_id=row.src_id, path=str(source_file(row, origin, out_dir)), group=row.group,
-                          annotation=sorted(row.classes) or None,
+                          annotation=(sorted(row.classes) or None) if imagenet_annotations else None,
                           category=names[row.classes[0]][1] if row.classes else NO_CLASS_CATEGORY,
                           package=row.package, origin=str(origin),
                           origin_box=list(row.crop) if row.crop else None, licence=row.licence))

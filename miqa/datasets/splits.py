@@ -69,7 +69,12 @@ def read_split_file(path: PathLike, task: Optional[str] = None) -> SplitFile:
                 continue
             try:
                 value = row[name_col].strip()
-                src_id = os.path.splitext(value)[0] if layout == 'cls' else f'{int(value):012d}'
+                if layout == 'cls':
+                    src_id = os.path.splitext(value)[0]
+                else:  # a COCO id (zero-padded to 12 digits), else the builder's own source id
+                    src_id = f'{int(value):012d}' if value.isdigit() else value
+                if not src_id:
+                    raise ValueError
             except (IndexError, ValueError):
                 raise ValueError(f'{path}, line {reader.line_num}: no source in {row!r}') from None
             src_ids.append(src_id)
