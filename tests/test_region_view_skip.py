@@ -237,3 +237,40 @@ def test_only_pipeline_keys_reach_the_loaders_index(tmp_path, fresh_index):
     keyed = dict(img_path=paths, region_key=['a|v', 'b|v', ''], region_recipe=['', '', ''])
     cached(x, keyed, r)
     assert fresh_index.count == 2 and 'a|v' in fresh_index and 'b|v' in fresh_index
+
+
+def _rank(rank: int, world: int, port: int, out: str) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank, world_size=world)
+    torch.manual_seed(0)  # the same frozen encoder on every rank
+    model = MODELS.build(dict(CFG, region_cache=dict(sync_ranks=True))).eval()
+    index = shared_key_index()
+    index.clear()
+    g = torch.Generator().manual_seed(rank)  # each rank its own samples
+    x, r = torch.randn(2, 3, 32, 32, generator=g), torch.randn(2, 3, 48, 48, generator=g)
+    keys = [f'rank{rank}-{i}|v' for i in range(2)]
+    with torch.no_grad():
+        model(x, dict(region_key=keys), r)
+        model(x, dict(region_key=keys), r)  # all hits: the collective still runs on every rank
+    (store,) = model.region_cache._stores.values()
+    tokens = {k: store.data[row].tolist() for k, row in store.rows.items()}
+    every = [f'rank{q}-{i}|v' for q in range(world) for i in range(2)]
+    torch.save(dict(tokens=tokens, published=sorted(k for k in every if k in index)), f'{out}/rank{rank}.pt')
+    dist.destroy_process_group()
+
+
+def test_sync_ranks_gives_every_rank_every_token(tmp_path):
+    """Two gloo ranks, each encoding its own samples: afterwards both hold all four tokens, equal bit
+    for bit, and both loaders' indexes list them (the next epoch skips those views on every rank)."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    mp.start_processes(_rank, args=(2, port, str(tmp_path)), nprocs=2, start_method='fork')
+    a, b = (torch.load(tmp_path / f'rank{i}.pt') for i in range(2))
+    assert len(a['tokens']) == len(b['tokens']) == 4 and a['tokens'] == b['tokens']
+    assert a['published'] == b['published'] == sorted(a['tokens'])

@@ -11,7 +11,9 @@ model = dict(
     fusion='token',                 # 'late' for CNN backbones (no token sequence)
     use_region_token=True,          # False: the ablation without the region branch
     head_dropout=0.2,
-    region_cache=True,              # frozen encoder + deterministic view -> tokens computed once
+    # frozen encoder + deterministic view -> tokens computed once; under DDP every rank gets every
+    # rank's new tokens (so after the first epoch no rank encodes, and no loader builds a view)
+    region_cache=dict(sync_ranks=True),
     loss=dict(type='MSELoss'),
     data_preprocessor=dict(type='MIQADataPreprocessor', mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
                            region_mean=(0.485, 0.456, 0.406), region_std=(0.229, 0.224, 0.225)),
