@@ -4,9 +4,9 @@ The images are real photos (scikit-image, scikit-learn, and Debian's opencv-doc 
 when installed) downscaled to MIQD-2.5M's 500x375, distorted with the MIQD distortion types, and
 written as PNGs into a MIQD tree. Each row runs ``MIQDDataset[i]`` (its pipeline) and
 ``miqa_collate`` over the same images in this process, with torch and OpenCV on one thread (what a
-DataLoader worker gets); the rows are interleaved in every round, so a changing machine load
-touches them alike, and a row's ratio is the median over rounds of its time against decode alone
-in the same round.
+DataLoader worker gets), timed in this process's CPU time; the rows are interleaved in every
+round, so a changing machine load touches them alike, and a row's ratio is the median over rounds
+of its time against decode alone in the same round.
 
 Rows: decode alone (``read_rgb``, ``LoadImage``'s reader); each configured train/test pipeline with
 the reference PIL warp and with the default warp (``Resize(backend='torch')``), RA-MIQA's before
@@ -123,19 +123,22 @@ def dataset(root: str, pipeline: List[dict]) -> MIQDDataset:
                            pipeline=pipeline, cache_dir=False, on_missing='error')
 
 
+# The clock is this process's CPU time: with torch and OpenCV on one thread it is what the work
+# costs one core, whatever else shares the machine (wall time would also count the time other
+# processes held the core, unevenly between long C calls and short Python ones).
 def time_loader(ds: MIQDDataset, idx: List[int], batch: int) -> float:
-    """Seconds for ``ds[i]`` over ``idx`` plus ``miqa_collate`` of each batch."""
-    start = time.perf_counter()
+    """CPU seconds for ``ds[i]`` over ``idx`` plus ``miqa_collate`` of each batch."""
+    start = time.process_time()
     for b in range(0, len(idx), batch):
         miqa_collate([ds[i] for i in idx[b:b + batch]])
-    return time.perf_counter() - start
+    return time.process_time() - start
 
 
 def time_decode(paths: List[str]) -> float:
-    start = time.perf_counter()
+    start = time.process_time()
     for p in paths:
         read_rgb(p)
-    return time.perf_counter() - start
+    return time.process_time() - start
 
 
 def main() -> None:
@@ -171,14 +174,14 @@ def main() -> None:
                     index.add(sets[name][i]['data_samples']['region_key'])
         prewarped = Path(tmp) / 'prewarped'
         prewarped.mkdir()
-        build = time.perf_counter()
+        build = time.process_time()
         from miqa.datasets.transforms import _resize
         small = []
         for i, p in enumerate(paths):
             out = prewarped / f'{i}.png'
             cv2.imwrite(str(out), np.ascontiguousarray(_resize(read_rgb(p), (288, 288))[:, :, ::-1]))
             small.append(str(out))
-        build_s = (time.perf_counter() - build) / n
+        build_s = (time.process_time() - build) / n
         disk = dict(original=float(np.mean([os.path.getsize(p) for p in paths])),
                     prewarped_png=float(np.mean([os.path.getsize(p) for p in small])),
                     raw_288=288 * 288 * 3.0)
@@ -202,7 +205,7 @@ def main() -> None:
     dec = times['decode']
     results = dict(load_before=load_before, load_after=load_after, images=n, disk_bytes=disk,
                    prewarp_build_s_per_image=build_s, rows=[])
-    print(f'loader throughput, one core (torch/OpenCV 1 thread), {n} real 500x375 PNGs '
+    print(f'loader throughput, one core (torch/OpenCV 1 thread, process CPU time), {n} real 500x375 PNGs '
           f'({disk["original"] / 1e3:.0f} kB each), median of {args.rounds} interleaved rounds of '
           f'{args.per_round}; load average {load_before[0]:.1f} -> {load_after[0]:.1f} (1 min)')
     print(f'decode alone (read_rgb): {1 / statistics.median(dec):.0f} images/s\n')
