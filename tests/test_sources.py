@@ -159,16 +159,49 @@ def test_no_class_row_must_say_why(tmp_path):
         read_table(table)
 
 
-def test_foolbox_wheel_checksum(tmp_path, monkeypatch):
-    """A wheel in $MIQA_HOME/packages that is not the published file is refused."""
+@pytest.mark.parametrize('name', ['foolbox', 'ultralytics', 'imgaug', 'face-api'])
+def test_pinned_package_file_checksum(name, tmp_path, monkeypatch):
+    """A package file in $MIQA_HOME/packages that is not the pinned one is refused, naming the fix."""
     import importlib.util
 
     from miqa.database import sources
 
-    if importlib.util.find_spec('foolbox') is not None:
-        pytest.skip('foolbox is installed: its package folder is used, not the wheel')
+    pinned = sources.PINNED_FILES[name]
+    if pinned.module and importlib.util.find_spec(pinned.module) is not None:
+        pytest.skip(f'{pinned.module} is installed: its package folder is used, not the file')
     monkeypatch.setenv('MIQA_HOME', str(tmp_path))
+    with pytest.raises(FileNotFoundError, match='download|pack'):
+        pinned.locate()
     (tmp_path / 'packages').mkdir()
-    (tmp_path / 'packages' / sources.FOOLBOX_WHEEL).write_bytes(b'not the wheel')
-    with pytest.raises(ValueError, match='sha256'):
-        sources._foolbox()
+    (tmp_path / 'packages' / pinned.file).write_bytes(b'not the package')
+    with pytest.raises(ValueError, match=f'sha256.*{pinned.fetch[0]}'):
+        pinned.locate()
+    assert sources.PACKAGE_ROOTS[name].kind == ('npm' if pinned.file.endswith('.tgz') else 'pip')
+
+
+def test_npm_tarball_sources_for_a_det_build(tmp_path):
+    """Photos inside an npm tarball (``package/...`` members), collected without ImageNet
+    annotations for a det build (the det ground truth is boxes)."""
+    import io
+    import tarfile
+
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 256, (150, 200, 3), dtype=np.uint8)
+    tgz = tmp_path / 'vladmandic-face-api-1.7.15.tgz'
+    with tarfile.open(tgz, 'w:gz') as archive:
+        for name, data in (('package/demo/sample1.jpg', _png(a)), ('package/README.md', b'text')):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    table = tmp_path / 'table.csv'
+    table.write_text('src_id,package,path,crop,group,imagenet_classes,class_names,licence,note\n'
+                     'fa_sample1,face-api,package/demo/sample1.jpg,,fa_sample1,966,red wine,MIT,x\n'
+                     'fa_missing,face-api,package/demo/sample9.jpg,,fa_missing,966,red wine,MIT,x\n')
+    roots = {'face-api': str(tgz)}
+    assert collect_miqd_mini(table=str(table), roots=roots, include=('pip', 'debian')) == []  # npm left out
+    items = collect_miqd_mini(table=str(table), roots=roots, include=('npm',), crop_dir=str(tmp_path / 'c'),
+                              imagenet_annotations=False)
+    assert [i['src_id'] for i in items] == ['fa_sample1'] and items[0]['annotation'] is None
+    assert items[0]['origin'] == f'{tgz}:package/demo/sample1.jpg'
+    np.testing.assert_array_equal(read_photo(items[0]['path']), a)
+    assert missing_sources(include=('npm',), table=table, roots=roots) == {'face-api': ['fa_missing']}

@@ -22,7 +22,7 @@
 task = 'det'
 sources = dict(
     type='miqd_mini',               # miqa.database.sources.collect_miqd_mini
-    include=('pip', 'debian'),
+    include=('pip', 'debian', 'npm'),   # npm: the group photos of @vladmandic/face-api
     min_short_side=128,
     imagenet_annotations=False)     # det ground truth is boxes, not the table's ImageNet classes
 distortions = None                  # all 10 MIQD distortions, spec order, 5 drawn per photo

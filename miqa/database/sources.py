@@ -70,52 +70,106 @@ def _folder(path: str) -> Callable[[], Path]:
     return lambda: Path(path)
 
 
-#: The foolbox wheel (MIT) holds 20 ImageNet val images; only its files are read, foolbox is never
-#: imported (nor installed: its dependencies are not needed). sha256 as published on PyPI.
-FOOLBOX_WHEEL = 'foolbox-3.3.4-py3-none-any.whl'
-FOOLBOX_SHA256 = '11049d515d38e765e206a73ace9cc648b81a0d6d1da9ad9057e149ee117989cb'
-FOOLBOX_INSTALL = 'pip download foolbox==3.3.4 --no-deps --dest "$MIQA_HOME/packages"'
-
-
 def packages_dir() -> Path:
-    """``$MIQA_HOME/packages``: package files (wheels) read for their photos, never installed."""
+    """``$MIQA_HOME/packages``: package files (wheels, npm tarballs) read for their photos, never
+    installed."""
     return miqa_home() / 'packages'
 
 
+@dataclass(frozen=True)
+class PinnedFile:
+    """A package file read for its photos and never installed nor imported: a pip wheel or an npm
+    tarball in :func:`packages_dir`, checked against its sha256 (that of the file the registry
+    served, recorded when the rows were added). ``module``: a pip package whose installed files
+    are read instead when it is installed (the table's paths are relative to site-packages)."""
+
+    file: str
+    sha256: str
+    fetch: Tuple[str, ...]       # the download command; the destination folder is appended
+    module: Optional[str] = None
+
+    @property
+    def command(self) -> str:
+        return ' '.join(self.fetch + ('"$MIQA_HOME/packages"',))
+
+    def locate(self) -> Path:
+        """site-packages when ``module`` is installed, else the verified file."""
+        if self.module:
+            spec = importlib.util.find_spec(self.module)
+            if spec is not None and spec.origin is not None:
+                return Path(spec.origin).parent.parent
+        path = packages_dir() / self.file
+        if not path.is_file():
+            raise FileNotFoundError(f'{path} not found ({self.command})')
+        _verified(str(path), self.sha256, self.command)
+        return path
+
+    def download(self) -> Path:
+        """Fetch the file into :func:`packages_dir` unless it is there (or ``module`` is installed)."""
+        import subprocess
+        import sys
+
+        path = packages_dir() / self.file
+        installed = self.module and importlib.util.find_spec(self.module) is not None
+        if not installed and not path.is_file():
+            packages_dir().mkdir(parents=True, exist_ok=True)
+            args = list(self.fetch)
+            if args[0] == 'pip':
+                args = [sys.executable, '-m'] + args
+            subprocess.run(args + [str(packages_dir())], check=True, cwd=str(packages_dir()))
+        return self.locate()
+
+
 @cache
-def _verified(path: str, sha256: str) -> bool:
+def _verified(path: str, sha256: str, command: str) -> bool:
     from miqa.models.weights import file_sha256
 
     digest = file_sha256(path)
     if digest != sha256:
-        raise ValueError(f'{path}: sha256 {digest} is not the published {sha256}; delete it and run '
-                         f'{FOOLBOX_INSTALL}')
+        raise ValueError(f'{path}: sha256 {digest} is not the pinned {sha256}; delete it and run {command}')
     return True
 
 
-def _foolbox() -> Path:
-    """site-packages when foolbox is installed, else the pinned wheel in :func:`packages_dir`."""
-    spec = importlib.util.find_spec('foolbox')
-    if spec is not None and spec.origin is not None:
-        return Path(spec.origin).parent.parent
-    wheel = packages_dir() / FOOLBOX_WHEEL
-    if not wheel.is_file():
-        raise FileNotFoundError(f'{wheel} not found')
-    _verified(str(wheel), FOOLBOX_SHA256)
-    return wheel
+#: Package files read for their photos (:class:`PinnedFile`), by the table's ``package`` name.
+#: foolbox (MIT): 20 ImageNet val images; ultralytics (AGPL-3.0): bus.jpg and zidane.jpg;
+#: imgaug (MIT): quokka.jpg; @vladmandic/face-api (MIT): 6 group photos of people.
+PINNED_FILES: Dict[str, PinnedFile] = {
+    'foolbox': PinnedFile('foolbox-3.3.4-py3-none-any.whl',
+                          '11049d515d38e765e206a73ace9cc648b81a0d6d1da9ad9057e149ee117989cb',
+                          ('pip', 'download', '-q', 'foolbox==3.3.4', '--no-deps', '--dest'), 'foolbox'),
+    'ultralytics': PinnedFile('ultralytics-8.4.190-py3-none-any.whl',
+                              'bd309728efa168af64d39040136828edd2dbcb4aeceb4510bdff4f3ca0ea01b8',
+                              ('pip', 'download', '-q', 'ultralytics==8.4.190', '--no-deps', '--dest'),
+                              'ultralytics'),
+    'imgaug': PinnedFile('imgaug-0.4.0-py2.py3-none-any.whl',
+                         'ce61e65b4eb7405fc62c1b0a79d2fa92fd47f763aaecb65152d29243592111f9',
+                         ('pip', 'download', '-q', 'imgaug==0.4.0', '--no-deps', '--dest'), 'imgaug'),
+    'face-api': PinnedFile('vladmandic-face-api-1.7.15.tgz',
+                           '0d77fffeef362ef9c0939cf6c567f3a2e8e177f114fa257a3270cbd2e509b031',
+                           ('npm', 'pack', '-q', '@vladmandic/face-api@1.7.15', '--pack-destination')),
+}
+#: The foolbox wheel's name, digest and download command (kept for existing callers).
+FOOLBOX_WHEEL, FOOLBOX_SHA256 = PINNED_FILES['foolbox'].file, PINNED_FILES['foolbox'].sha256
+FOOLBOX_INSTALL = PINNED_FILES['foolbox'].command
 
 
 def fetch_foolbox_wheel() -> Path:
     """Download the pinned foolbox wheel into :func:`packages_dir` (``pip download``, no install)
     unless it is there or foolbox is installed; the file is checked against its sha256."""
-    import subprocess
-    import sys
+    return PINNED_FILES['foolbox'].download()
 
-    wheel = packages_dir() / FOOLBOX_WHEEL
-    if importlib.util.find_spec('foolbox') is None and not wheel.is_file():
-        subprocess.run([sys.executable, '-m', 'pip', 'download', '-q', 'foolbox==3.3.4', '--no-deps',
-                        '--dest', str(packages_dir())], check=True)
-    return _foolbox()
+
+def fetch_package_files(names: Optional[Sequence[str]] = None) -> Dict[str, str]:
+    """Download the pinned package files (all, or ``names``) that are not there yet; returns
+    ``{name: 'ok' | error}`` (a registry that cannot be reached leaves that package out)."""
+    status = {}
+    for name in names or PINNED_FILES:
+        try:
+            PINNED_FILES[name].download()
+            status[name] = 'ok'
+        except Exception as err:  # noqa: BLE001 (reported per package)
+            status[name] = f'{type(err).__name__}: {err}'
+    return status
 
 
 @dataclass(frozen=True)
@@ -139,12 +193,15 @@ PACKAGE_ROOTS: Dict[str, PackageRoot] = {
     'sklearn': PackageRoot('pip', _pip_data('sklearn', 'datasets', 'images'), 'pip install scikit-learn'),
     'matplotlib': PackageRoot('pip', _pip_data('matplotlib', 'mpl-data', 'sample_data'),
                               'pip install matplotlib'),
-    'foolbox': PackageRoot('pip', _foolbox, FOOLBOX_INSTALL),
+    **{name: PackageRoot('npm' if pinned.file.endswith('.tgz') else 'pip', pinned.locate, pinned.command)
+       for name, pinned in PINNED_FILES.items()},
     'opencv-doc': _debian('opencv-doc', '/usr/share/doc/opencv-doc/examples/data'),
     'darknet': _debian('darknet', '/usr/share/darknet/data'),
     'gcompris-qt-data': _debian('gcompris-qt-data', '/usr/share/gcompris-qt/rcc'),
     **{name: _debian(name) for name in ('mate-backgrounds', 'lomiri-wallpapers-16.04',
-                                        'plasma-workspace-wallpapers', 'palapeli-data', 'kphotoalbum')},
+                                        'lomiri-wallpapers-20.04',
+                                        'plasma-workspace-wallpapers', 'palapeli-data',
+                                        'kphotoalbum')},
 }
 
 
@@ -225,8 +282,8 @@ def _rcc(path: str) -> RccArchive:
 
 @dataclass(frozen=True)
 class Origin:
-    """Where a photo is installed: a file, or a ``member`` of an archive ``file`` (a wheel or a
-    Qt ``.rcc``)."""
+    """Where a photo is installed: a file, or a ``member`` of an archive ``file`` (a wheel, an npm
+    tarball ``.tgz`` or a Qt ``.rcc``)."""
 
     file: Path
     member: Optional[str] = None
@@ -236,6 +293,8 @@ class Origin:
             return self.file.read_bytes()
         if self.file.suffix == '.rcc':
             return _rcc(str(self.file)).read(self.member)
+        if self.file.suffix == '.tgz':
+            return _tar_members(str(self.file))[self.member]
         with zipfile.ZipFile(self.file) as archive:
             return archive.read(self.member)
 
@@ -243,9 +302,21 @@ class Origin:
         return str(self.file) if self.member is None else f'{self.file}:{self.member}'
 
 
+@lru_cache(maxsize=2)
+def _tar_members(path: str) -> Dict[str, bytes]:
+    """The image files of an npm tarball (``.tgz``), read in one pass (a gzip stream has no index)."""
+    import tarfile
+
+    with tarfile.open(path, 'r:gz') as archive:
+        return {m.name: archive.extractfile(m).read() for m in archive.getmembers()
+                if m.isfile() and m.name.lower().endswith(('.jpg', '.jpeg', '.png', '.webp'))}
+
+
 def _has_member(file: Path, member: str) -> bool:
     if file.suffix == '.rcc':
         return member in _rcc(str(file))
+    if file.suffix == '.tgz':
+        return member in _tar_members(str(file))
     with zipfile.ZipFile(file) as archive:
         return member in archive.namelist()
 
