@@ -395,3 +395,31 @@ def test_filter_eval_tool_det(miqd_root, tmp_path):
     assert (tmp_path / 'out' / 'filter_det_AP75.png').stat().st_size > 0
     with pytest.raises(ValueError, match='one task at a time'):
         tool.main(['--pred', str(tmp_path / 'p.csv'), '--machine', 'FixedDetector:det', '--task', 'cls'])
+
+
+def test_filter_eval_det_annotated_only(miqd_root, tmp_path):
+    """--annotated-only keeps the images of sources with an annotated object: a source without
+    boxes, or with only an ignore (crowd) region, is left out (MIQD-mini-det's consistency-only
+    sources, whose pseudo ground truth is empty)."""
+    tool = load_tool('filter_eval')
+    images = all_images(miqd_root, 'det')
+    coco = json.loads(Path(miqd_root['coco']).read_text())
+    src_ids = sorted(miqd_root['det']['src_ids'])
+    keep, crowd = int(src_ids[0]), int(src_ids[1])
+    anns = [a for a in coco['annotations'] if a['image_id'] in (keep, crowd)]
+    for ann in anns:
+        ann['iscrowd'] = int(ann['image_id'] == crowd)
+    (tmp_path / 'coco.json').write_text(json.dumps(dict(coco, annotations=anns)))
+    rng = np.random.default_rng(2)
+    write_predictions(tmp_path / 'p.csv', [(p, rng.random(), rng.random(), True) for p in images])
+    args = ['--pred', f'model={tmp_path / "p.csv"}', '--machine', 'FixedDetector:det',
+            '--random-repeats', '2', '--annotations', str(tmp_path / 'coco.json'), '--no-progress']
+    with contextlib.redirect_stdout(io.StringIO()):
+        result = tool.main(args + ['--annotated-only', '--out-dir', str(tmp_path / 'out')])
+        everything = tool.main(args + ['--out-dir', str(tmp_path / 'all')])
+    expected = [p for p in images if Path(p).parent.name == src_ids[0]]
+    assert expected and result['num_images'] == len(expected) and result['annotated_only']
+    assert everything['num_images'] == len(images) and not everything['annotated_only']
+    with pytest.raises(ValueError, match='det/ins'):
+        tool.main(['--pred', f'model={tmp_path / "p.csv"}', '--machine', 'RedGreenClassifier',
+                   '--annotated-only', '--out-dir', str(tmp_path / 'cls')])

@@ -65,6 +65,9 @@ def parse_args(argv=None):
     parser.add_argument('--annotations', help='cls: JSON {src_id: [classes]} / CSV src_id,labels; det/ins: '
                                               'COCO json (default: manifest / split files / instances json '
                                               'of the database)')
+    parser.add_argument('--annotated-only', action='store_true',
+                        help='det/ins: only images whose source has an annotated object (e.g. the sources '
+                             'with a pseudo ground truth in MIQD-mini-det; the others have no boxes at all)')
     parser.add_argument('--fractions', type=float, nargs='+', default=list(DEFAULT_FRACTIONS),
                         help='fractions filtered out (default 0 0.1 ... 0.7)')
     parser.add_argument('--random-repeats', type=int, default=50, help='random rankings averaged (0: none)')
@@ -117,18 +120,19 @@ def common_images(preds: dict) -> tuple:
     return keys, by_key
 
 
-def ground_truth_metrics(task, machines, outputs, keys, records, args):
-    """``{machine name: metric}`` with the task's ground truth."""
-    first = records[keys[0]]
-    data_root = args.data_root or downstream.data_root_of(first['img_path'])
+def _sources(keys, records, args):
+    """(data root, src_id of every key)."""
+    data_root = args.data_root or downstream.data_root_of(records[keys[0]]['img_path'])
     src_ids = [records[k].get('src_id') for k in keys]
     if None in src_ids:
         raise ValueError(f'no src_id for {keys[src_ids.index(None)]}: add a src_id column to the predictions '
                          'or use official MIQD file names')
-    if task == 'cls':
-        classes = downstream.cls_ground_truth(sorted(set(src_ids)), data_root, args.annotations)
-        return {m.name: downstream.cls_metric(outputs[m.name], keys, [classes[s] for s in src_ids])
-                for m in machines}
+    return data_root, src_ids
+
+
+def coco_references(keys, records, args):
+    """det/ins: ``({src_id: (annotations, size)}, categories, src_ids, coco_file)``."""
+    data_root, src_ids = _sources(keys, records, args)
     coco_file = args.annotations or (data_root and Path(data_root) / 'miqa_det' / 'additional_info'
                                      / 'instances_val2017.json')
     if not coco_file:
@@ -137,6 +141,29 @@ def ground_truth_metrics(task, machines, outputs, keys, records, args):
     missing = sorted({s for s in src_ids if s not in refs})
     if missing:
         raise ValueError(f'{coco_file}: no image for source(s) {missing[:5]}')
+    return refs, categories, src_ids, coco_file
+
+
+def annotated_only(keys, records, args):
+    """The keys whose source has at least one annotated (non-crowd) object."""
+    refs, _, src_ids, coco_file = coco_references(keys, records, args)
+    kept = [k for k, s in zip(keys, src_ids) if any(not a.get('iscrowd', 0) for a in refs[s][0])]
+    sources = len({records[k]['src_id'] for k in kept})
+    print_log(f'--annotated-only: {len(kept)} of {len(keys)} images ({sources} sources) have an annotated '
+              f'object in {coco_file}', logger='current')
+    if not kept:
+        raise ValueError(f'{coco_file}: none of the images has an annotated object')
+    return kept
+
+
+def ground_truth_metrics(task, machines, outputs, keys, records, args):
+    """``{machine name: metric}`` with the task's ground truth."""
+    if task == 'cls':
+        data_root, src_ids = _sources(keys, records, args)
+        classes = downstream.cls_ground_truth(sorted(set(src_ids)), data_root, args.annotations)
+        return {m.name: downstream.cls_metric(outputs[m.name], keys, [classes[s] for s in src_ids])
+                for m in machines}
+    refs, categories, src_ids, _ = coco_references(keys, records, args)
     return {m.name: downstream.det_metric(outputs[m.name], keys, [refs[s] for s in src_ids], task,
                                           [c['id'] for c in categories] or None, args.max_dets)
             for m in machines}
@@ -176,6 +203,10 @@ def main(argv=None):
     keys, by_key = common_images(preds)
     names = list(preds)
     records = by_key[names[0]]
+    if args.annotated_only:
+        if task == 'cls':
+            raise ValueError('--annotated-only is for det/ins (cls sources always have their classes)')
+        keys = annotated_only(keys, records, args)
     out_dir = Path(args.out_dir)
     cache_dir = Path(args.cache_dir) if args.cache_dir else out_dir / 'machine_cache'
     outputs, errors = downstream.run_machines(
@@ -202,6 +233,7 @@ def main(argv=None):
         n_kept=[n - num_dropped(n, f) for f in fractions], num_images=n, num_excluded=len(errors),
         excluded=dict(list(errors.items())[:20]), metrics=list(next(iter(curves.values()))[names[0]]),
         models=names, predictions=dict(parse_named(spec) for spec in args.pred),
+        annotated_only=bool(args.annotated_only),
         oracle=None if args.no_oracle else f'gt_score of {names[0]}',
         random=dict(repeats=args.random_repeats, seed=args.seed, band='5th-95th percentile over the repeats'),
         drop_rule='round(fraction * n) lowest-scored images dropped (half-up); ties keep file-name order',
