@@ -198,9 +198,14 @@ def _trail(results: dict) -> Optional[list]:
 
 
 def image_digest(img: np.ndarray) -> str:
-    """XXH3-128 of the image's pixels in CHW order, with its shape (layout-independent)."""
-    chw = np.ascontiguousarray(img.transpose(2, 0, 1))
-    return f'{xxhash.xxh3_128_hexdigest(chw)}:{"x".join(map(str, img.shape))}'
+    """XXH3-128 of the image's pixels with its shape and memory layout, without a copy when the
+    pixels lie contiguous as HWC (PIL, the decoder) or as CHW (the torch warp): a pipeline always
+    hands on the same layout, and two layouts only make two keys (a miss, never a wrong hit)."""
+    shape = 'x'.join(map(str, img.shape))
+    chw = img.transpose(2, 0, 1)
+    if chw.flags.c_contiguous:
+        return f'{xxhash.xxh3_128_hexdigest(chw)}:chw:{shape}'
+    return f'{xxhash.xxh3_128_hexdigest(np.ascontiguousarray(img))}:hwc:{shape}'
 
 
 def _to_uint8_tensor(img: np.ndarray) -> torch.Tensor:
