@@ -32,8 +32,9 @@ key the model does not hold (cache cleared, another encoder or compute context, 
 Entries live in one tensor per fingerprint on the device the encoder runs on (a batch of hits
 is one gather, no per-sample tensors; ``store_device='cpu'`` keeps them in host memory instead):
 1.5 KB per image for ViT-S (384 float32; 0.75 KB under bf16 autocast), 1.9 GB for the 1.25 M
-images of MIQD-2.5M cls. Under DDP each rank fills its own cache (``cache_dir`` on a shared disk
-lets ranks and runs share entries; writes are atomic).
+images of MIQD-2.5M cls. Under DDP each rank fills its own cache; ``sync_ranks`` hands every new
+entry to every rank, ``cache_dir`` on a shared disk lets ranks and runs share entries (atomic
+writes).
 A hit returns the stored tensor bit for bit; a miss runs the encoder on the missing items
 only (floating-point results can depend, in the last bits, on batch composition).
 """
@@ -67,7 +68,8 @@ def module_fingerprint(module: nn.Module, identity: str = '') -> str:
 
 
 def _version_state(module: nn.Module) -> Tuple:
-    return tuple((t.data_ptr(), t._version) for t in (*module.parameters(), *module.buffers()))
+    tensors = (*module.parameters(), *module.buffers())
+    return tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in tensors)
 
 
 def compute_context(x: Tensor) -> str:
