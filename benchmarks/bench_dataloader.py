@@ -64,12 +64,22 @@ DEBIAN_PHOTOS = ['/usr/share/doc/opencv-doc/examples/data/' + n for n in
 
 
 def photos() -> List[np.ndarray]:
-    """RGB photos: pip packages always, Debian's when installed."""
-    from skimage import data
-    from sklearn.datasets import load_sample_images
-
-    out = [data.chelsea(), data.astronaut(), data.coffee(), data.rocket(), *load_sample_images().images]
+    """RGB photos from whichever of scikit-image, scikit-learn and Debian's opencv-doc / darknet
+    are installed (the dev install has the first two)."""
+    out = []
+    try:
+        from skimage import data
+        out += [data.chelsea(), data.astronaut(), data.coffee(), data.rocket()]
+    except ImportError:
+        pass
+    try:
+        from sklearn.datasets import load_sample_images
+        out += list(load_sample_images().images)
+    except ImportError:
+        pass
     out += [cv2.imread(p)[:, :, ::-1] for p in DEBIAN_PHOTOS if os.path.isfile(p)]
+    if not out:
+        raise SystemExit('no photos: pip install scikit-image scikit-learn (or apt-get install opencv-doc)')
     return out
 
 

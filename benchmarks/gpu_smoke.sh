@@ -5,15 +5,17 @@
 # Run from the repository root on a GPU machine:
 #   bash benchmarks/gpu_smoke.sh [OUT_DIR]
 # Where the machine lacks mmengine-lite (and friends), put their wheels in .whl/ first
-# (see README, "GPU check").
+# (see README, "GPU check"; since issue 15 also xxhash 4.1.0, and scikit-image + scikit-learn for
+# the loader benchmarks' photos).
 set -uo pipefail
 OUT=${1:-${OUT:-work_dirs/gpu_smoke}}
 mkdir -p "$OUT"
-if [ -d .whl ] && ! python3 -c 'import mmengine' 2>/dev/null; then
+if [ -d .whl ] && ! python3 -c 'import mmengine, xxhash' 2>/dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl
   export PYTHONPATH=/tmp/site:${PYTHONPATH:-}
 fi
 export PYTHONPATH=$PWD:${PYTHONPATH:-} HF_HUB_OFFLINE=1 WANDB_MODE=offline PYTHONUNBUFFERED=1
+python3 -c 'import xxhash' || { echo "xxhash missing: put its wheel (requirements.txt pin) in .whl/"; exit 1; }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
 python3 -c 'import torch, timm, mmengine; print("torch", torch.__version__, "timm", timm.__version__, "mmengine", mmengine.__version__)' | tee -a "$OUT/gpu.txt"
 
