@@ -72,9 +72,10 @@ def test_rows_breakdown_and_paper(tree, tmp_path, capsys):
 def test_rerun_reuses_cache(tree, tmp_path):
     cfg = tree_config(tmp_path, str(tree['root']))
     out = tmp_path / 'out'
-    args = [cfg, '--metrics', 'PSNR', '--out-dir', str(out), '--workers', '0', '--no-progress']
+    args = [cfg, '--metrics', 'PSNR', '--out-dir', str(out), '--workers', '0', '--no-progress',
+            '--cache-dir', str(tmp_path / 'cache')]
     first = benchmark_hvs.main(args)
-    cache = out / 'cache' / 'PSNR.csv'
+    cache = tmp_path / 'cache' / 'PSNR.csv'
     lines = cache.read_text().splitlines()
     # plant a value: a rerun that reads the cache reports it, one that recomputed would not
     key = lines[0].rsplit(',', 1)[0]
@@ -175,3 +176,10 @@ def test_reference_resized_to_distorted(tmp_path):
     cv2.imwrite(str(tmp_path / 'r.png'), cv2.resize(img, (120, 80)))
     _, dist, ref, err = PairDataset([(str(tmp_path / 'd.png'), str(tmp_path / 'r.png'))])[0]
     assert err is None and dist.shape == ref.shape == torch.Size([3, 40, 60])
+
+
+def test_default_cache_is_per_database_under_miqa_home(miqa_home, tmp_path):
+    from miqa.hvs.benchmark import default_cache_dir
+
+    a, b = default_cache_dir(str(tmp_path / 'db')), default_cache_dir(str(tmp_path / 'other' / 'db'))
+    assert a.startswith(str(miqa_home)) and a != b and default_cache_dir(str(tmp_path / 'db') + '/') == a

@@ -1,6 +1,7 @@
 """The main job's reference table (HVSReferenceHook) after a real tiny training run."""
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -55,8 +56,10 @@ def test_table_rows_intervals_and_differences(table_run):
 
 @pytest.mark.slow
 def test_rerun_reuses_the_reference_cache(table_run):
-    tmp, cfg, work, _, _ = table_run
-    cache = work / 'reference_scores' / 'PSNR.csv'
+    from miqa.hvs.benchmark import default_cache_dir
+
+    tmp, cfg, work, tree, _ = table_run
+    cache = Path(default_cache_dir(tree['root'])) / 'PSNR.csv'
     lines = cache.read_text().count('\n')
     run([str(ROOT / 'tools/train.py'), str(cfg), '--work-dir', str(work)], cwd=tmp)
     assert cache.read_text().count('\n') == lines

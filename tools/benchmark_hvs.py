@@ -28,7 +28,7 @@ from miqa.evaluation import IQAMetric
 from miqa.evaluation.iqa_metric import breakdown_table
 from miqa.evaluation.reference import paper_row
 from miqa.hvs import SCORERS, build_scorer
-from miqa.hvs.benchmark import score_split
+from miqa.hvs.benchmark import default_cache_dir, score_split
 from miqa.registry import DATASETS
 from miqa.utils import register_all_modules
 from miqa.utils.config import apply_overrides, set_split_dir
@@ -58,9 +58,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='mapping before PLCC/RMSE (default: the config\'s, linear)')
     parser.add_argument('--device', default='cpu', help="torch device of the learned metrics ('cuda')")
     parser.add_argument('--paper', action='store_true', help="print the paper's row beside each result")
-    parser.add_argument('--out-dir', help='results (and the per-image cache unless --cache-dir)')
-    parser.add_argument('--cache-dir', help='per-image score cache (default <out-dir>/cache); runs on '
-                                            'other splits of the same database can share one')
+    parser.add_argument('--out-dir', help='results')
+    parser.add_argument('--cache-dir', help='per-image score cache (default $MIQA_HOME/cache/scores/<db>: '
+                                            'shared by every split and the reference hook of training runs)')
     parser.add_argument('--no-progress', action='store_true')
     return parser.parse_args(argv)
 
@@ -136,7 +136,7 @@ def main(argv=None) -> Dict[str, Any]:
         'work_dirs', f'hvs_{db}_{split["task"]}_{split["label"]}_{split["split"]}')
     built = build_available(args.metrics, args.device)
     start = time.time()
-    cache_dir = args.cache_dir or osp.join(out_dir, 'cache')
+    cache_dir = args.cache_dir or default_cache_dir(split['data_root'])
     scores = score_split(built['scorers'], split['infos'], cache_dir, size=args.size,
                          batch_size=args.batch_size, num_workers=args.workers, root=split['data_root'],
                          progress=not args.no_progress)

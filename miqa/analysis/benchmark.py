@@ -130,7 +130,7 @@ def reference_runs(config: str, split: str, root: str, metrics: Sequence[str], f
     cfg = Config.fromfile(config)
     out_dir = osp.join(root, 'hvs', f'split_{split}')
     args = [config, '--metrics', *metrics, '--split-dir', split_dir(cfg.data_root, split), '--fit', fit,
-            '--out-dir', out_dir, '--cache-dir', osp.join(root, 'hvs', 'cache'), '--no-progress']
+            '--out-dir', out_dir, '--no-progress']
     run_tool('benchmark_hvs.py', args, osp.join(out_dir, 'benchmark_hvs.log'), dry_run)
     if dry_run:
         return []

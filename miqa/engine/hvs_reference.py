@@ -4,7 +4,8 @@ After training, :class:`HVSReferenceHook` scores every val image with reference 
 :mod:`miqa.hvs` — full-reference HVS metrics (PSNR, SSIM, VSI: the source image is the reference,
 spec §7) and a zero-training row (``Lite0-MSP``: a classifier that is not a labeller, scoring its
 own confidence) — through the one resumable scoring path of the HVS benchmark
-(:func:`miqa.hvs.benchmark.score_split`, per-image CSV cache in ``<work_dir>/reference_scores/``),
+(:func:`miqa.hvs.benchmark.score_split`, per-image CSV cache shared with ``tools/benchmark_hvs.py``:
+:func:`miqa.hvs.benchmark.default_cache_dir`),
 correlates them with the val labels exactly like the model's metric, and prints one table with
 95 % bootstrap intervals over val *photos* (:func:`miqa.evaluation.bootstrap.group_bootstrap`; a
 photo is the source's group in the database manifest) and the SRCC differences::
@@ -51,7 +52,8 @@ class HVSReferenceHook(Hook):
         fit: mapping before PLCC/RMSE (as the val metric, default ``'linear'``).
         metrics: reference scorers of :mod:`miqa.hvs` (default :data:`REFERENCES`).
         hvs_set: the references compared with the model as a set (the best of them).
-        cache: keep per-image scores in ``<work_dir>/reference_scores/`` (a rerun only correlates).
+        cache_dir: per-image score cache (default: the database's shared cache,
+            :func:`miqa.hvs.benchmark.default_cache_dir`; a rerun only correlates).
         n_resamples: bootstrap resamples (0: no intervals, plain values).
         out_name: stem of the files written into the work dir.
     """
@@ -59,11 +61,11 @@ class HVSReferenceHook(Hook):
     priority = 'LOWEST'
 
     def __init__(self, fit: str = 'linear', metrics: Sequence[str] = REFERENCES,
-                 hvs_set: Sequence[str] = HVS_SET, cache: bool = True, n_resamples: int = 2000,
+                 hvs_set: Sequence[str] = HVS_SET, cache_dir: Optional[str] = None, n_resamples: int = 2000,
                  out_name: str = 'reference_table') -> None:
         for name in metrics:
             SCORERS.get(name)  # an unknown name: KeyError with did-you-mean, at start-up
-        self.fit, self.metrics, self.cache = fit, tuple(metrics), cache
+        self.fit, self.metrics, self.cache_dir = fit, tuple(metrics), cache_dir
         self.hvs_set = tuple(m for m in hvs_set if m in self.metrics)
         self.n_resamples, self.out_name = int(n_resamples), out_name
         self.best: Optional[Dict[str, Any]] = None
@@ -82,11 +84,11 @@ class HVSReferenceHook(Hook):
             return
         from miqa.database.ensure import source_groups
         from miqa.hvs import build_scorer
-        from miqa.hvs.benchmark import score_split
+        from miqa.hvs.benchmark import default_cache_dir, score_split
 
         dataset = runner.val_dataloader.dataset
         infos = [dataset.get_data_info(i) for i in range(len(dataset))]
-        cache_dir = os.path.join(runner.work_dir, 'reference_scores')
+        cache_dir = self.cache_dir or default_cache_dir(dataset.data_root)
         scorers = {name: build_scorer(name).eval() for name in self.metrics}
         raw = score_split(scorers, infos, cache_dir, root=dataset.data_root, progress=True)
         columns: Dict[str, np.ndarray] = {}

@@ -27,6 +27,19 @@ from miqa.datasets.transforms import read_rgb
 from .base import HVSScorer
 
 
+def default_cache_dir(data_root: str) -> str:
+    """``$MIQA_HOME/cache/scores/<database>-<digest of its absolute path>``: the per-image score
+    cache shared by ``tools/benchmark_hvs.py`` and the reference hook of a training run, so a
+    database's images are scored once per metric (keys hold each file's size and mtime)."""
+    import hashlib
+
+    from miqa.utils.paths import miqa_home
+
+    root = os.path.abspath(data_root)
+    digest = hashlib.sha1(root.encode()).hexdigest()[:12]
+    return str(miqa_home() / 'cache' / 'scores' / f'{os.path.basename(root.rstrip(os.sep))}-{digest}')
+
+
 def file_key(path: str, root: Optional[str] = None) -> Optional[str]:
     """``relative path|size|mtime_ns`` of a file, ``None`` when it cannot be stat-ed."""
     try:
