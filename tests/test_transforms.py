@@ -301,3 +301,21 @@ def test_truncated_and_foreign_files_say_what_they_are(tmp_path, rgb):
     (tmp_path / 'cut.png').write_bytes(png[:len(png) // 2])
     with pytest.raises(OSError, match=r'cut\.png: the PNG data is truncated'):
         tf.read_rgb(str(tmp_path / 'cut.png'))
+
+
+@pytest.mark.parametrize('shape', [(256, 341), (341, 256), (200, 200), (375, 500)])
+def test_resize_keep_ratio_is_torchvisions_short_side_resize(shape):
+    """Resize(int, keep_ratio=True): the short side becomes the size, the long side follows
+    torchvision's ``Resize(int)`` rounding; pixels as PIL's bilinear warp to that size (1/255)."""
+    import torchvision.transforms.functional as TF
+    from PIL import Image
+
+    from miqa.datasets.transforms import Resize
+
+    img = (np.random.default_rng(sum(shape)).random((*shape, 3)) * 255).astype(np.uint8)
+    out = Resize(224, keep_ratio=True)({'img': img})['img']
+    expected = np.asarray(TF.resize(Image.fromarray(img), 224, interpolation=TF.InterpolationMode.BILINEAR))
+    assert out.shape == expected.shape
+    assert np.abs(out.astype(int) - expected.astype(int)).max() <= 1
+    with pytest.raises(ValueError, match='int size'):
+        Resize((224, 224), keep_ratio=True)

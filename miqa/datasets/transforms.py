@@ -228,22 +228,36 @@ def _to_normalized_tensor(img: np.ndarray, mean: Optional[Sequence[float]],
 @TRANSFORMS.register_module()
 class Resize:
     """Square warp (aspect ratio not kept) of ``results['img']`` to ``size`` = int or ``(h, w)``
-    with PIL's bilinear filter (``backend``: :data:`WARPS`)."""
+    with PIL's bilinear filter (``backend``: :data:`WARPS`); with ``keep_ratio`` the short side
+    becomes ``size`` (an int) and the aspect ratio is kept (torchvision's ``Resize(int)``, the
+    geometry of the classifier machines that label MIQD-mini)."""
 
-    def __init__(self, size: Size = 288, backend: str = 'torch') -> None:
+    def __init__(self, size: Size = 288, backend: str = 'torch', keep_ratio: bool = False) -> None:
+        if keep_ratio and not isinstance(size, int):
+            raise ValueError(f'Resize(keep_ratio=True) needs an int size (the short side), got {size!r}')
         self.size = _hw(size)
         self.backend = _check_backend(backend)
+        self.keep_ratio = keep_ratio
+
+    def _target(self, img: np.ndarray) -> Tuple[int, int]:
+        if not self.keep_ratio:
+            return self.size
+        h, w = img.shape[:2]
+        short = self.size[0]
+        return (short, max(short, int(short * w / h))) if h <= w else (max(short, int(short * h / w)), short)
 
     def __call__(self, results: dict) -> dict:
         img = results['img']
-        results['img'] = _resize(img, self.size, self.backend)
-        results['img_shape'] = self.size
+        hw = self._target(img)
+        results['img'] = _resize(img, hw, self.backend)
+        results['img_shape'] = hw
         if results.get('img_ops_out') is img:
-            _record(results, ['resize', *self.size, self.backend], results['img'])
+            _record(results, ['resize', *hw, self.backend], results['img'])
         return results
 
     def __repr__(self) -> str:
-        return f'{type(self).__name__}(size={self.size}, backend={self.backend!r})'
+        return (f'{type(self).__name__}(size={self.size}, backend={self.backend!r}, '
+                f'keep_ratio={self.keep_ratio})')
 
 
 @TRANSFORMS.register_module()
