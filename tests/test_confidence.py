@@ -40,3 +40,30 @@ def test_registered_lite0_msp_and_errors():
     assert scorer.machine.variant == 'lite0' and scorer.name == 'Lite0-MSP'
     with pytest.raises(KeyError, match='statistic'):
         ClassifierConfidence(_machine(), 'entropy_of_doom')
+
+
+def test_ra_miqa_confidence_inputs_are_the_zero_training_scores():
+    """RA-MIQA's confidence inputs are Lite0-MSP and its siblings on the same view (two loaders of
+    the same weights: the backbone table's and the labelling machines')."""
+    from miqa.models import RAMIQA
+
+    names = ('max_prob', 'neg_entropy', 'margin')
+    model = RAMIQA(backbone=dict(name='efficientnet_lite0', frozen_stages='all', stem_cache=False),
+                   use_region_token=False, confidence_inputs=names).eval()
+    batch = torch.rand(2, 3, 90, 120)
+    scorers = {n: ClassifierConfidence(dict(type='EfficientNetLite', variant='lite0'), n) for n in names}
+    machine = scorers['max_prob'].machine
+    view = machine.geometry(batch)
+    with torch.no_grad():
+        appended = model._pooled_features((view - machine.mean) / machine.std)[:, -len(names):]
+    expected = torch.stack([scorers[n].score(batch) for n in names], dim=1)
+    torch.testing.assert_close(appended, expected, rtol=1e-4, atol=1e-5)
+    assert model.head[0].in_features == 1280 + len(names)
+    assert not any(p.requires_grad for p in model.confidence_classifier.parameters())
+    assert 'confidence_classifier.weight' in model.state_dict()
+    with pytest.raises(ValueError, match='late'):
+        RAMIQA(backbone=dict(name='vit_small_patch16_224', pretrained=False), pretrained=False,
+               confidence_inputs=('max_prob',))
+    with pytest.raises(KeyError, match='unknown'):
+        RAMIQA(backbone=dict(name='efficientnet_lite0', pretrained=False), use_region_token=False,
+               confidence_inputs=('certainty',))

@@ -8,10 +8,10 @@ from miqa.models import RAMIQA, IQARegressor
 LITE = dict(name='efficientnet_lite0', pretrained=False)
 
 
-def _pair(cls, **kwargs):
+def _pair(cls, stages=11, **kwargs):
     torch.manual_seed(0)
     plain = cls(backbone=dict(LITE), **kwargs)
-    frozen = cls(backbone=dict(LITE, frozen_stages=11), **kwargs)
+    frozen = cls(backbone=dict(LITE, frozen_stages=stages), **kwargs)
     frozen.load_state_dict(plain.state_dict())
     return plain, frozen
 
@@ -59,6 +59,24 @@ def test_only_the_trunk_trains_and_the_stem_keeps_its_statistics(tmp_path):
     assert model.backbone._blocks[12]._project_conv.weight.grad is not None
     assert torch.equal(bn.running_mean, before[0]) and torch.equal(bn.running_var, before[1])
     assert not torch.equal(trunk_bn.running_mean, trunk_before)      # the trunk's BN still learns
+
+
+def test_whole_feature_extractor_frozen_caches_pooled_features(tmp_path):
+    plain, frozen = _pair(IQARegressor, stages='all')
+    plain.eval()
+    frozen.train()
+    assert not frozen.backbone._conv_head.training and not frozen.backbone._bn1.training
+    trainable = {n for n, p in frozen.named_parameters() if p.requires_grad}
+    assert trainable == {'backbone._fc.weight', 'backbone._fc.bias'}    # only the regressor
+    frozen.eval()
+    x = torch.randn(2, 3, 96, 96)
+    samples = dict(img_path=_files(tmp_path, 2))
+    with torch.no_grad():
+        torch.testing.assert_close(frozen.predict_scores(x, data_samples=samples), plain.predict_scores(x),
+                                   rtol=1e-5, atol=1e-6)
+        assert frozen._stem.stem(x).shape == (2, 1280)                      # pooled features cached
+    with pytest.raises(ValueError, match="'all'"):
+        IQARegressor(backbone=dict(LITE, frozen_stages='most'))
 
 
 def test_ra_miqa_late_fusion_with_a_frozen_stem(tmp_path):

@@ -119,9 +119,13 @@ def test_without_paths_the_tensor_is_the_key(tmp_path):
     assert counter.sizes == [3, 1]
 
 
-def test_disk_cache_is_shared_and_atomic(tmp_path):
+@pytest.mark.parametrize('where', ['path', 'miqa_home'])
+def test_disk_cache_is_shared_and_atomic(tmp_path, monkeypatch, where):
     cache_dir = tmp_path / 'cache'
-    a, plain = _models(cache_dir=str(cache_dir))
+    if where == 'miqa_home':  # cache_dir=True: $MIQA_HOME/cache/tokens
+        monkeypatch.setenv('MIQA_HOME', str(tmp_path / 'home'))
+        cache_dir = tmp_path / 'home' / 'cache' / 'tokens'
+    a, plain = _models(cache_dir=str(cache_dir) if where == 'path' else True)
     x, s, r = _data(tmp_path)
     expected = a(x, s, r)
     b = MODELS.build(dict(CFG, region_cache=dict(cache_dir=str(cache_dir)))).eval()

@@ -8,20 +8,14 @@ Used as a reference row beside the HVS metrics; the classifier must not be one o
 that labelled the database (MIQD-mini is labelled by EfficientNet-Lite1 and Lite2, so
 ``Lite0-MSP`` uses Lite0).
 """
-from typing import Any, Callable, Dict, Mapping, Optional, Union
+from typing import Any, Mapping, Optional, Union
 
 import torch
 
+from miqa.models.confidence import check_statistics, confidence_statistics
 from miqa.registry import SCORERS
 
 from .base import HVSScorer
-
-#: softmax probabilities (N, C) -> confidence (N,), higher = more confident.
-STATISTICS: Dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    'max_prob': lambda p: p.max(-1).values,
-    'neg_entropy': lambda p: (p * p.clamp_min(1e-12).log()).sum(-1),
-    'margin': lambda p: (lambda top: top[:, 0] - top[:, 1])(p.topk(2, dim=-1).values),
-}
 
 
 @SCORERS.register_module(name='ClassifierConfidence')
@@ -31,7 +25,7 @@ class ClassifierConfidence(HVSScorer):
     Args:
         machine: a classifier machine config or instance (its own input geometry and
             normalisation are used); default EfficientNet-Lite0.
-        statistic: a key of :data:`STATISTICS`.
+        statistic: a key of :data:`miqa.models.confidence.STATISTICS`.
         name: the name used in reports.
     """
 
@@ -43,8 +37,7 @@ class ClassifierConfidence(HVSScorer):
         machine = machine if machine is not None else dict(type='EfficientNetLite', variant='lite0')
         from miqa.database.machines import build_machine
 
-        if statistic not in STATISTICS:
-            raise KeyError(f'statistic {statistic!r} unknown; choose from {sorted(STATISTICS)}')
+        check_statistics([statistic])
         self.machine = build_machine(dict(machine, device='cpu') if isinstance(machine, Mapping) else machine)
         if self.machine.task != 'cls':
             raise ValueError(f'{self.machine.name} is a {self.machine.task} machine, not a classifier')
@@ -55,8 +48,7 @@ class ClassifierConfidence(HVSScorer):
     def forward(self, distorted: torch.Tensor, reference: Optional[torch.Tensor] = None) -> torch.Tensor:
         x = self.machine.geometry(distorted)
         mean, std = self.machine.mean.to(x.device), self.machine.std.to(x.device)
-        probs = self.model((x - mean) / std).float().softmax(-1)
-        return STATISTICS[self.statistic](probs)
+        return confidence_statistics(self.model((x - mean) / std), [self.statistic])[:, 0]
 
 
 @SCORERS.register_module(name='Lite0-MSP')

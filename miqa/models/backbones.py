@@ -112,6 +112,14 @@ def build_backbone(name: str, pretrained: Pretrained = False, num_outputs: int =
         num_outputs: 0 -> pooled features (classifier removed); n -> ``Linear(features, n)``.
         **kwargs: passed to the architecture (e.g. timm ``img_size``, ``depth``, ``drop_path_rate``).
     """
+    model, feat_dim, _ = build_backbone_and_classifier(name, pretrained, num_outputs, **kwargs)
+    return model, feat_dim
+
+
+def build_backbone_and_classifier(name: str, pretrained: Pretrained = False, num_outputs: int = 0,
+                                  **kwargs) -> Tuple[nn.Module, int, nn.Module]:
+    """As :func:`build_backbone`, plus the ImageNet classifier it replaced (pooled features ->
+    1000 logits; its weights from the same file)."""
     entry = _entry(name)
     file = resolve_weights(pretrained, entry.weights)  # fail fast, before building
     model = entry.factory(**kwargs)
@@ -121,8 +129,10 @@ def build_backbone(name: str, pretrained: Pretrained = False, num_outputs: int =
         setattr(model, attr, nn.Identity())
     if entry.head is None:  # timm
         feat_dim = getattr(model, 'head_hidden_size', model.num_features)  # pooled output width
+        classifier = model.get_classifier()
         model.reset_classifier(num_outputs)
     else:
-        feat_dim = _last_linear_in(getattr(model, entry.head))
+        classifier = getattr(model, entry.head)
+        feat_dim = _last_linear_in(classifier)
         setattr(model, entry.head, nn.Linear(feat_dim, num_outputs) if num_outputs else nn.Identity())
-    return model, feat_dim
+    return model, feat_dim, classifier

@@ -12,6 +12,9 @@ backbone's own modules), so checkpoints load with or without it.
 ``STEM_SPLITS`` says how each backbone splits; ``stages`` counts its blocks (EfficientNet-Lite0:
 16 MBConv blocks; ``stages=11`` freezes the stem convolution and blocks 0-10, i.e. everything up to
 the 112-channel 14x14 stage, and trains the 7x7 stages, the head convolution and the regressor).
+``stages='all'`` freezes the whole feature extractor (blocks, head convolution, pooling): the
+cache then holds one pooled feature vector per image and only what reads the features trains
+(a linear probe's setting, for data too small to fine-tune on).
 """
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Union
@@ -31,21 +34,27 @@ class StemSplit:
     trunk: Callable[[nn.Module, int, Tensor], Tensor]
 
 
+def _lite_head(model: nn.Module, x: Tensor) -> Tensor:
+    x = model._swish(model._bn1(model._conv_head(x)))
+    return model._avg_pooling(x).flatten(1)
+
+
 def _lite_stem(model: nn.Module, k: int, x: Tensor) -> Tensor:
+    """Stem and blocks ``..k``; ``k`` past the last block adds the head convolution and pooling."""
     x = model._swish(model._bn0(model._conv_stem(x)))
     for block in model._blocks[:k]:
         x = block(x)
-    return x
+    return _lite_head(model, x) if k > len(model._blocks) else x
 
 
 def _lite_trunk(model: nn.Module, k: int, x: Tensor) -> Tensor:
     """Blocks ``k..`` (with their stochastic-depth rates, as ``extract_features``), head, pooling,
     and the model's own classifier (``Identity`` for features, ``Linear`` for a regressor)."""
     rate, n = model._global_params.drop_connect_rate, len(model._blocks)
-    for idx in range(k, n):
-        x = model._blocks[idx](x, drop_connect_rate=rate * idx / n if rate else None)
-    x = model._swish(model._bn1(model._conv_head(x)))
-    x = model._avg_pooling(x).flatten(1)
+    if k <= n:
+        for idx in range(k, n):
+            x = model._blocks[idx](x, drop_connect_rate=rate * idx / n if rate else None)
+        x = _lite_head(model, x)
     return model._fc(model._dropout(x))
 
 
@@ -53,7 +62,8 @@ def _lite_trunk(model: nn.Module, k: int, x: Tensor) -> Tensor:
 STEM_SPLITS: Dict[str, StemSplit] = {
     'efficientnet_lite0': StemSplit(
         num_blocks=lambda m: len(m._blocks),
-        stem_modules=lambda m, k: [m._conv_stem, m._bn0, *m._blocks[:k]],
+        stem_modules=lambda m, k: [m._conv_stem, m._bn0, *m._blocks[:k],
+                                   *((m._conv_head, m._bn1) if k > len(m._blocks) else ())],
         stem=_lite_stem, trunk=_lite_trunk),
 }
 
@@ -79,19 +89,22 @@ class FrozenStem:
     Args:
         backbone: the built backbone (its classifier already replaced).
         name: its :data:`STEM_SPLITS` key.
-        stages: number of leading blocks to freeze (1 .. number of blocks).
+        stages: number of leading blocks to freeze (1 .. number of blocks), or ``'all'``: the
+            whole feature extractor, head convolution and pooling included.
         cache: ``True`` (default), ``False`` or ``dict`` of :class:`RegionTokenCache` options.
     """
 
-    def __init__(self, backbone: nn.Module, name: str, stages: int,
+    def __init__(self, backbone: nn.Module, name: str, stages: Union[int, str],
                  cache: Union[bool, dict] = True) -> None:
         if name not in STEM_SPLITS:
             raise KeyError(f'frozen_stages is not supported for backbone {name!r}; '
                            f'supported: {sorted(STEM_SPLITS)}')
         split = STEM_SPLITS[name]
         total = split.num_blocks(backbone)
-        if not 1 <= stages <= total:
-            raise ValueError(f'frozen_stages must be in 1..{total} for {name}, got {stages}')
+        if stages == 'all':
+            stages = total + 1
+        elif isinstance(stages, str) or not 1 <= stages <= total:
+            raise ValueError(f"frozen_stages must be in 1..{total} or 'all' for {name}, got {stages!r}")
         self.backbone, self.split, self.stages = backbone, split, int(stages)
         self.stem = _Stem(backbone, split, self.stages)
         self.stem.requires_grad_(False)

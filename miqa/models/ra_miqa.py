@@ -21,8 +21,14 @@ then be a CNN too (:class:`~miqa.models.region_encoder.CNNRegionEncoder`).
 
 Ablation (``use_region_token=False``): no region encoder; the head reads the backbone's
 pooled features only (for a ViT: the final-normed CLS token).
+
+Confidence inputs (``confidence_inputs=('max_prob', ...)``, late fusion or the ablation; our
+extension): the backbone's own ImageNet classifier, kept frozen beside it, turns the pooled
+features into softmax statistics (:mod:`~miqa.models.confidence`) appended to the head's input.
+A pretrained classifier's confidence on the degraded image is a strong zero-training predictor
+of machine quality (Hendrycks & Gimpel 2017); the head learns what to add to it.
 """
-from typing import Optional, Union
+from typing import Optional, Sequence, Union
 
 import torch
 from timm.models import checkpoint_seq
@@ -30,8 +36,9 @@ from timm.models.vision_transformer import VisionTransformer
 from torch import Tensor, nn
 
 from ..registry import MODELS
-from .backbones import backbone_cfg, build_backbone
+from .backbones import backbone_cfg, build_backbone_and_classifier
 from .base import DataSamples, MIQABaseModel, sample_field
+from .confidence import check_statistics, confidence_statistics
 from .region_cache import RegionTokenCache
 from .region_encoder import build_region_encoder
 
@@ -63,6 +70,9 @@ class RAMIQA(MIQABaseModel):
             ``True`` (default), ``False``, or ``dict(cache_dir=None, max_items=None,
             hash_tensors=None)``.
             Only used while the region encoder is frozen.
+        confidence_inputs: names of softmax statistics of the backbone's ImageNet classifier
+            (frozen, ``confidence_classifier``) appended to the head's input; ``()`` (default)
+            for none. Not with token fusion.
         loss: loss cfg (default MSE, spec §6).
     """
 
@@ -70,7 +80,8 @@ class RAMIQA(MIQABaseModel):
                  region_encoder: Optional[dict] = None, pretrained: Optional[bool] = None,
                  fusion: str = 'token', use_region_token: bool = True,
                  proj_dim: Optional[int] = None, head_hidden: Optional[int] = None, head_dropout: float = 0.2,
-                 region_cache: Union[bool, dict] = True, loss: Optional[dict] = None,
+                 region_cache: Union[bool, dict] = True, confidence_inputs: Sequence[str] = (),
+                 loss: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None, init_cfg: Optional[dict] = None) -> None:
         super().__init__(loss=loss, data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         if fusion not in _FUSIONS:
@@ -80,7 +91,7 @@ class RAMIQA(MIQABaseModel):
                              'name weight files in backbone=dict(pretrained=...) / region_encoder')
         self.fusion, self.use_region_token = fusion, use_region_token
         cfg = self.build_frozen_stem(backbone_cfg(backbone, pretrained))
-        self.backbone, feat_dim = build_backbone(num_outputs=0, **cfg)
+        self.backbone, feat_dim, classifier = build_backbone_and_classifier(num_outputs=0, **cfg)
         self._attach_frozen_stem()
         if self._stem is not None and fusion == 'token' and use_region_token:
             raise ValueError('frozen_stages needs fusion="late" (token fusion feeds the region token '
@@ -94,7 +105,15 @@ class RAMIQA(MIQABaseModel):
                                  f'got {proj_dim}')
         proj_dim = proj_dim or (feat_dim if token else _LATE_PROJ_DIM)
 
-        head_in = feat_dim
+        self.confidence_inputs = tuple(confidence_inputs)
+        self.confidence_classifier = None
+        if self.confidence_inputs:
+            check_statistics(self.confidence_inputs)
+            if token and use_region_token:
+                raise ValueError('confidence_inputs need fusion="late" or use_region_token=False (with token '
+                                 'fusion the CLS output is not what the ImageNet classifier reads)')
+            self.confidence_classifier = classifier.requires_grad_(False)
+        head_in = feat_dim + len(self.confidence_inputs)
         self.region_encoder = self.region_projector = self.region_cache = None
         if use_region_token:
             encoder_cfg = dict(region_encoder or dict(type='TimmViTRegionEncoder'))
@@ -186,14 +205,24 @@ class RAMIQA(MIQABaseModel):
         x = bb.norm(x)
         return torch.cat([x[:, 1], x[:, 0]], dim=1)  # (CLS out, region out)
 
-    def _late_features(self, inputs: Tensor, region: Tensor, data_samples: DataSamples = None) -> Tensor:
+    def _pooled_features(self, inputs: Tensor, data_samples: DataSamples = None) -> Tensor:
+        """Backbone features, followed by the confidence statistics when configured."""
         feats = self.backbone_features(inputs, data_samples)
+        if self.confidence_classifier is None:
+            return feats
+        self.confidence_classifier.eval()
+        with torch.no_grad():
+            stats = confidence_statistics(self.confidence_classifier(feats), self.confidence_inputs)
+        return torch.cat([feats, stats.to(feats.dtype)], dim=1)
+
+    def _late_features(self, inputs: Tensor, region: Tensor, data_samples: DataSamples = None) -> Tensor:
+        feats = self._pooled_features(inputs, data_samples)
         return torch.cat([feats, region.to(feats.dtype)], dim=1)
 
     def predict_scores(self, inputs: Tensor, region_inputs: Optional[Tensor] = None,
                        data_samples: DataSamples = None) -> Tensor:
         if not self.use_region_token:
-            return self.head(self.backbone_features(inputs, data_samples)).squeeze(-1)
+            return self.head(self._pooled_features(inputs, data_samples)).squeeze(-1)
         region = self.region_projector(self.region_features(region_inputs, data_samples, inputs.shape[0],
                                                             inputs.device))
         return self.head(getattr(self, _FUSIONS[self.fusion])(inputs, region, data_samples)).squeeze(-1)

@@ -42,13 +42,14 @@ import hashlib
 import os
 import weakref
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from ..utils.paths import miqa_home
 from ..utils.shared_keys import SharedKeyIndex, shared_key_index  # noqa: F401 (re-exported)
 
 PROBE_STRIDE = 16  # pixels between probed values of the view (3 x 18 x 18 values at 288)
@@ -159,7 +160,8 @@ class RegionTokenCache:
 
     Args:
         cache_dir: optional directory for a persistent cache
-            (``<cache_dir>/<fingerprint>/<ab>/<sha1 of key>.pt``).
+            (``<cache_dir>/<fingerprint>/<ab>/<sha1 of key>.pt``); ``True``:
+            ``$MIQA_HOME/cache/tokens`` (runs on the same images share it).
         max_items: cap on in-memory entries (later entries then go to disk only, if any).
         hash_tensors: key samples without a pipeline key or ``img_path`` by a digest of their
             whole view; ``None`` (default): only when the view is on the CPU (on a GPU,
@@ -175,9 +177,11 @@ class RegionTokenCache:
             rank's hit rate in epoch e is 1 - (1 - 1/W)^(e-1) for W ranks (W=2: 50 %, 75 % ...).
     """
 
-    def __init__(self, cache_dir: Optional[str] = None, max_items: Optional[int] = None,
+    def __init__(self, cache_dir: Union[str, bool, None] = None, max_items: Optional[int] = None,
                  hash_tensors: Optional[bool] = None, store_device: Optional[str] = None,
                  share_with_loader: bool = True, sync_ranks: bool = False) -> None:
+        if cache_dir is True:
+            cache_dir = miqa_home() / 'cache' / 'tokens'
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
         self.max_items = max_items
         self.hash_tensors = hash_tensors
