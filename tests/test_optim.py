@@ -45,6 +45,7 @@ def test_same_optimizer_and_one_summary_line():
     ref = [(g['lr'], g['weight_decay'], [id(p) for p in g['params']]) for g in theirs.optimizer.param_groups]
     assert mine == ref and len(mine) == 4                  # 2 norm (no decay) + 2 linear tensors
     assert sum('is skipped since' in m for m in their_log) == 2     # mmengine: one line per tensor
-    assert not any('is skipped since' in m for m in mine_log)
+    assert sum('paramwise_options --' in m for m in their_log) == 2  # and one per decay-free norm tensor
+    assert not any('is skipped since' in m or 'paramwise_options' in m for m in mine_log)
     assert [m for m in mine_log if m.startswith('optimizer:')] == [
         'optimizer: 25 trainable values in 4 tensors; 2 frozen tensors (40 values) are not optimised']

@@ -11,6 +11,11 @@ from mmengine.hooks import CheckpointHook
 from miqa.registry import HOOKS
 from miqa.utils.io import remove_temporaries
 
+from .log_filters import dropped_log_lines
+
+#: mmengine's deprecation notices from ``CheckpointHook.before_train`` (it always builds a FileClient)
+_FILE_CLIENT_NOTICES = ('"FileClient" will be deprecated', '"HardDiskBackend" is the alias')
+
 
 def init_options(cls: Type) -> Set[str]:
     """Keyword options ``cls(...)`` accepts: the named parameters of every ``__init__`` along the
@@ -154,7 +159,8 @@ class MultiValCheckpointHook(CheckpointHook):
         super().after_train(runner)
 
     def before_train(self, runner) -> None:
-        super().before_train(runner)
+        with dropped_log_lines(*_FILE_CLIENT_NOTICES):
+            super().before_train(runner)
         if is_main_process() and self.file_backend.name == 'LocalBackend':
             removed = [path for pattern in ('*.pth', 'last_checkpoint')
                        for path in remove_temporaries(self.out_dir, pattern)]

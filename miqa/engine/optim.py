@@ -1,24 +1,21 @@
 """The optimizer-wrapper constructor of every miqa config: mmengine's, with a readable log.
 
 mmengine's ``DefaultOptimWrapperConstructor`` logs one warning per frozen parameter tensor ("...
-is skipped since its requires_grad=False"): 150 lines for RA-MIQA's frozen region encoder and
-frozen stem, drowning the progress bars and losses a user looks for. This constructor builds the
-same optimizer (same groups, same paramwise rules) and logs one line: how many tensors and values
-are frozen, and how many are trained.
+is skipped since its requires_grad=False": 150 lines for RA-MIQA's frozen region encoder and
+frozen stem) and one line per parameter that a paramwise rule touches ("paramwise_options --
+..."), drowning the progress bars and losses a user looks for. This constructor builds the same
+optimizer (same groups, same paramwise rules) and logs one line: how many tensors and values are
+frozen, and how many are trained.
 """
-import logging
-
-from mmengine.logging import MMLogger, print_log
+from mmengine.logging import print_log
 from mmengine.optim import DefaultOptimWrapperConstructor
 
 from miqa.registry import OPTIM_WRAPPER_CONSTRUCTORS
 
-_FROZEN_MESSAGE = 'is skipped since its requires_grad=False'
+from .log_filters import dropped_log_lines
 
-
-class _DropFrozenNotices(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return _FROZEN_MESSAGE not in record.getMessage()
+#: per-parameter lines of mmengine's constructor, summarised by :class:`MIQAOptimWrapperConstructor`
+_PER_PARAMETER = ('is skipped since its requires_grad=False', 'paramwise_options -- ')
 
 
 @OPTIM_WRAPPER_CONSTRUCTORS.register_module()
@@ -26,13 +23,8 @@ class MIQAOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     """``DefaultOptimWrapperConstructor`` that summarises frozen parameters in one log line."""
 
     def __call__(self, model):
-        logger = MMLogger.get_current_instance()
-        quiet = _DropFrozenNotices()
-        logger.addFilter(quiet)
-        try:
+        with dropped_log_lines(*_PER_PARAMETER):
             wrapper = super().__call__(model)
-        finally:
-            logger.removeFilter(quiet)
         params = list(getattr(model, 'module', model).parameters())
         frozen = [p for p in params if not p.requires_grad]
         print_log(f'optimizer: {sum(p.numel() for p in params) - sum(p.numel() for p in frozen):,} '

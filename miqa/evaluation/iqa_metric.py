@@ -127,7 +127,7 @@ class IQAMetric(BaseMetric):
             by ``sample_idx``, de-duplicated, invalid ones included) for dumping to JSON.
     """
 
-    default_prefix: Optional[str] = None
+    default_prefix: Optional[str] = ''  # keys are SRCC ..., without mmengine's 'prefix is not set' warning
 
     def __init__(self,
                  fit: Optional[str] = 'linear',
