@@ -1,7 +1,10 @@
 """Registries of miqa: children of mmengine's roots, scope ``miqa``.
 
-Configs build components by ``type`` name; every registry knows the module
-that registers into it (``locations``), so nothing needs a manual import.
+Configs build components by ``type`` name; every registry knows the modules
+that register into it (``locations``), so nothing needs a manual import. Packages
+whose ``__init__`` is lazy (``miqa.models``, ``miqa.evaluation``) are listed by
+module: a new module that registers something is added here
+(``tests/test_registry.py`` checks it).
 An unknown ``type`` fails with the closest registered names (did-you-mean).
 """
 import difflib
@@ -77,9 +80,10 @@ VISUALIZERS = _child('visualizer', MMENGINE_VISUALIZERS, ['miqa.engine'])
 # data, models, evaluation
 DATASETS = _child('dataset', MMENGINE_DATASETS, ['miqa.datasets'])
 TRANSFORMS = _child('transform', MMENGINE_TRANSFORMS, ['miqa.datasets.transforms'])
-MODELS = _child('model', MMENGINE_MODELS, ['miqa.models'])
-METRICS = _child('metric', MMENGINE_METRICS, ['miqa.evaluation'])
-EVALUATOR = _child('evaluator', MMENGINE_EVALUATOR, ['miqa.evaluation'])
+MODELS = _child('model', MMENGINE_MODELS, [f'miqa.models.{m}' for m in (
+    'data_preprocessor', 'losses', 'ra_miqa', 'region_encoder', 'regressor')])
+METRICS = _child('metric', MMENGINE_METRICS, ['miqa.evaluation.iqa_metric'])
+EVALUATOR = _child('evaluator', MMENGINE_EVALUATOR, ['miqa.evaluation.iqa_metric'])
 DISTORTIONS = Registry('distortion', scope='miqa', locations=['miqa.distortions'])
 MACHINES = Registry('machine', scope='miqa', locations=['miqa.database.machines', 'miqa.database.detectors'])
 SOURCES = Registry('source collector', scope='miqa', locations=['miqa.database'])
