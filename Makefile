@@ -1,7 +1,8 @@
 # The two commands of the README:
 #   make demo   set everything up (venv, pinned requirements, offline photo packages) and run the main job
 #   make test   set up the venv and run the fast test suite (what CI runs)
-# Other targets: setup, photos, detectors, demo-det, test-all, lint.
+# Other targets: setup, photos, detectors, demo-det, test-all, lint (ruff + lint-imports: the layers of
+# docs/ARCHITECTURE.md, contract in .importlinter).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -53,6 +54,7 @@ demo: setup
 
 test: $(VENV)/.installed
 	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -m "not slow" -q -p no:cacheprovider
 
 test-all: $(VENV)/.installed
@@ -60,3 +62,4 @@ test-all: $(VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports

@@ -18,11 +18,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from miqa.version import __version__
-
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm', '.pbm',
-                    '.jp2', '.exr', '.hdr')
-TASKS = ('cls', 'det', 'ins')
-LABELS = ('composite', 'consistency', 'accuracy')
+from miqa.vocab import IMAGE_EXTENSIONS, LABEL_TYPES, TASKS
 
 
 def finite_float(text: str) -> float:
@@ -41,7 +37,8 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument('--task', default='cls', choices=TASKS,
                    help='downstream task the model serves: classification, detection, instance '
                         'segmentation (default: %(default)s)')
-    g.add_argument('--label', default='composite', choices=LABELS, help='label type (default: %(default)s)')
+    g.add_argument('--label', default='composite', choices=LABEL_TYPES,
+                   help='label type (default: %(default)s)')
     g.add_argument('--config', help='config of your own model (e.g. configs/demo/ra_miqa_mini.py)')
     g.add_argument('--checkpoint', help='weight file: your own (with --config) or a local copy of the '
                                         'published one')
@@ -103,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description='The published models (miqa/apis/model_zoo.csv) with the paper\'s '
                                    'SRCC/PLCC on MIQD-2.5M val and whether the weights are cached locally.')
     p.add_argument('--task', choices=TASKS)
-    p.add_argument('--label', choices=LABELS)
+    p.add_argument('--label', choices=LABEL_TYPES)
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument('--json', action='store_true', help='JSON list')
     fmt.add_argument('--markdown', action='store_true', help='the README table (per label type)')
@@ -187,7 +184,7 @@ def cmd_models(args: argparse.Namespace, out) -> int:
         out.write(json.dumps([dict(e.to_dict(), cached=e.weight_path().is_file()) for e in entries],
                              indent=1) + '\n')
     elif args.markdown:
-        for label in [lb for lb in LABELS if any(e.label == lb for e in entries)]:
+        for label in [lb for lb in LABEL_TYPES if any(e.label == lb for e in entries)]:
             out.write(f'\n#### {label} labels\n\n{zoo.markdown_table(label, entries)}\n')
     else:
         out.write(f'{"name":<16}{"task":<6}{"label":<13}{"SRCC":>7}{"PLCC":>8}  cached  file\n')

@@ -1,7 +1,10 @@
 """Registries of miqa: children of mmengine's roots, scope ``miqa``.
 
-Configs build components by ``type`` name; every registry knows the module
-that registers into it (``locations``), so nothing needs a manual import.
+Configs build components by ``type`` name; every registry knows the modules
+that register into it (``locations``), so nothing needs a manual import. Packages
+whose ``__init__`` is lazy (``miqa.models``, ``miqa.evaluation``) are listed by
+module: a new module that registers something is added here
+(``tests/test_registry.py`` checks it).
 An unknown ``type`` fails with the closest registered names (did-you-mean).
 """
 import difflib
@@ -34,8 +37,14 @@ class Registry(_MMRegistry):
     ``get`` raises ``KeyError`` (instead of returning ``None``) for a plain
     name that is registered neither here nor in an ancestor; mmengine's
     build path only reaches a child registry through ``get``, so every
-    config build gets the suggestion.
+    config build gets the suggestion. With ``case_insensitive=True`` a name
+    that matches one registered name up to case finds it (``SCORERS``:
+    ``'psnr'`` is ``'PSNR'``).
     """
+
+    def __init__(self, *args, case_insensitive: bool = False, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.case_insensitive = case_insensitive
 
     def known_names(self) -> List[str]:
         names, node = set(), self
@@ -47,7 +56,16 @@ class Registry(_MMRegistry):
     def get(self, key: str) -> Optional[Type]:
         obj = super().get(key)
         if obj is None and isinstance(key, str) and '.' not in key:
-            close = difflib.get_close_matches(key, self.known_names(), n=5, cutoff=0.5)
+            names = self.known_names()
+            if self.case_insensitive:  # 'psnr' finds 'PSNR' (pyiqa users type lower case)
+                same = [n for n in names if n.lower() == key.lower()]
+                if len(same) == 1:
+                    return super().get(same[0])
+                by_lower = {n.lower(): n for n in names}
+                close = [by_lower[n] for n in difflib.get_close_matches(key.lower(), list(by_lower), n=5,
+                                                                       cutoff=0.5)]
+            else:
+                close = difflib.get_close_matches(key, names, n=5, cutoff=0.5)
             hint = f' Did you mean: {", ".join(close)}?' if close else ''
             raise KeyError(f'{key!r} is not registered in {self.scope}::{self.name}.{hint} '
                            f'Registered here: {", ".join(sorted(self.module_dict)) or "(none)"}.')
@@ -77,10 +95,11 @@ VISUALIZERS = _child('visualizer', MMENGINE_VISUALIZERS, ['miqa.engine'])
 # data, models, evaluation
 DATASETS = _child('dataset', MMENGINE_DATASETS, ['miqa.datasets'])
 TRANSFORMS = _child('transform', MMENGINE_TRANSFORMS, ['miqa.datasets.transforms'])
-MODELS = _child('model', MMENGINE_MODELS, ['miqa.models'])
-METRICS = _child('metric', MMENGINE_METRICS, ['miqa.evaluation'])
-EVALUATOR = _child('evaluator', MMENGINE_EVALUATOR, ['miqa.evaluation'])
+MODELS = _child('model', MMENGINE_MODELS, [f'miqa.models.{m}' for m in (
+    'data_preprocessor', 'losses', 'ra_miqa', 'region_encoder', 'regressor')])
+METRICS = _child('metric', MMENGINE_METRICS, ['miqa.evaluation.iqa_metric'])
+EVALUATOR = _child('evaluator', MMENGINE_EVALUATOR, ['miqa.evaluation.iqa_metric'])
 DISTORTIONS = Registry('distortion', scope='miqa', locations=['miqa.distortions'])
 MACHINES = Registry('machine', scope='miqa', locations=['miqa.database.machines', 'miqa.database.detectors'])
 SOURCES = Registry('source collector', scope='miqa', locations=['miqa.database'])
-SCORERS = Registry('hvs scorer', scope='miqa', locations=['miqa.hvs'])
+SCORERS = Registry('hvs scorer', scope='miqa', locations=['miqa.hvs'], case_insensitive=True)

@@ -67,6 +67,18 @@ def test_module_and_console_script_entry():
         assert scripts['miqa'] == 'miqa.cli:main'
 
 
+
+def test_python_dash_m_miqa():
+    """``python -m miqa`` is the ``miqa`` command (miqa/__main__.py): same parser, same exit codes."""
+    def run(*args):
+        return subprocess.run([sys.executable, '-m', 'miqa', *args], capture_output=True, text=True)
+
+    assert run('--version').stdout.startswith('miqa ')
+    assert any(row['name'] == 'ra-miqa' for row in json.loads(run('models', '--json').stdout))
+    proc = run('no-such-command')
+    assert proc.returncode == 2 and proc.stderr.startswith('usage: miqa '), proc.stderr[-2000:]
+
+
 def test_assess_two_images_json(tiny, capsys):
     assert main(['assess', *tiny['images'], *model_args(tiny), '--json', '--num-workers', '0']) == 0
     doc = json.loads(capsys.readouterr().out)  # stdout holds only the JSON document

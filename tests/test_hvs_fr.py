@@ -213,6 +213,15 @@ def test_build_scorer_did_you_mean():
         scorer_status('LPIPZ')
 
 
+def test_build_scorer_names_are_case_insensitive():
+    # pyiqa users type lower case: 'psnr' is 'PSNR'; an unknown name still gets did-you-mean
+    assert type(build_scorer('psnr')) is type(build_scorer('PSNR'))
+    assert type(build_scorer('vsi')).__name__ == 'VSI'
+    assert build_scorer(dict(type='ssim')).__class__.__name__ == 'SSIM'
+    with pytest.raises(KeyError, match='Did you mean: SSIM'):
+        build_scorer('ssmi')
+
+
 # ---- real-format weight files against the published formulas --------------------------------
 
 def _vgg_file(tmp_path, monkeypatch):

@@ -36,3 +36,22 @@ def test_parent_components_still_resolve():
 
     opt = OPTIMIZERS.build(dict(type='AdamW', params=[torch.nn.Parameter(torch.zeros(1))], lr=0.1))
     assert isinstance(opt, torch.optim.AdamW)
+
+
+def test_every_registering_module_is_in_a_registry_location():
+    """Lazy package ``__init__``s import nothing: each module that registers something must be
+    imported by the ``locations`` of the registries (a fresh interpreter, nothing imported by hand)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    package = Path(__file__).resolve().parents[1] / 'miqa'
+    registering = sorted('miqa.' + '.'.join(p.relative_to(package).with_suffix('').parts)
+                         for p in package.rglob('*.py') if '.register_module(' in p.read_text())
+    code = ('import sys\nfrom miqa import registry\n'
+            'for reg in vars(registry).values():\n'
+            '    if isinstance(reg, registry.Registry):\n'
+            '        reg.import_from_location()\n'
+            f'print([m for m in {registering!r} if m not in sys.modules])')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == '[]', out

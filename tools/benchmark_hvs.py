@@ -33,10 +33,11 @@ from miqa.registry import DATASETS
 from miqa.utils import register_all_modules
 from miqa.utils.config import apply_overrides, set_split_dir
 from miqa.utils.io import write_result_text
+from miqa.vocab import METRIC_COLUMNS as COLUMNS
+from miqa.vocab import TASKS
 
 #: the paper's HVS rows (spec §7), in its order
 PAPER_METRICS = ('PSNR', 'SSIM', 'VSI', 'LPIPS', 'DISTS', 'HyperIQA', 'MANIQA')
-COLUMNS = ('SRCC', 'PLCC', 'KRCC', 'RMSE')
 RECORD_FIELDS = ('distortion', 'region', 'fg_level', 'bg_level', 'src_id', 'img_path')
 
 
@@ -45,7 +46,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('config', help='a training/test config: its test dataset is scored')
     parser.add_argument('--metrics', nargs='+', default=list(PAPER_METRICS),
                         help=f'registered HVS scorers (default: {" ".join(PAPER_METRICS)})')
-    parser.add_argument('--task', choices=['cls', 'det', 'ins'])
+    parser.add_argument('--task', choices=TASKS)
     parser.add_argument('--label', choices=['composite', 'consistency', 'accuracy'])
     parser.add_argument('--split', choices=['train', 'val'])
     parser.add_argument('--split-dir', help='folder of the split CSVs (official names)')

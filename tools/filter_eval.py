@@ -44,6 +44,7 @@ from miqa.analysis.plots import filtering_plot
 from miqa.analysis.predictions import image_key, parse_named, read_named
 from miqa.evaluation.iqa_metric import is_usable
 from miqa.utils.io import atomic_write_text, unique_path
+from miqa.vocab import TASKS
 
 RESERVED = ('oracle', 'random')
 PLOT_METRICS = {'cls': ('top1',), 'det': ('AP75', 'AP'), 'ins': ('AP75', 'AP')}
@@ -60,7 +61,7 @@ def parse_args(argv=None):
                              '(repeatable)')
     parser.add_argument('--machine-config',
                         help='a Python config file with `machines = [dict(type=...), ...]`')
-    parser.add_argument('--task', choices=['cls', 'det', 'ins'], help='checked against the machines\' task')
+    parser.add_argument('--task', choices=TASKS, help='checked against the machines\' task')
     parser.add_argument('--data-root', help='database root (default: from the images\' paths)')
     parser.add_argument('--annotations', help='cls: JSON {src_id: [classes]} / CSV src_id,labels; det/ins: '
                                               'COCO json (default: manifest / split files / instances json '

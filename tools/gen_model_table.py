@@ -13,8 +13,9 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from miqa.apis.zoo import LABELS, markdown_table
+from miqa.apis.zoo import markdown_table
 from miqa.utils.io import atomic_write_text
+from miqa.vocab import LABEL_TYPES
 
 BEGIN, END = '<!-- model-table:begin -->', '<!-- model-table:end -->'
 TITLES = {'composite': 'Composite labels (paper Table 1)',
@@ -41,11 +42,11 @@ def update(path: Path, text: str) -> bool:
 
 def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--label', choices=LABELS, action='append',
+    parser.add_argument('--label', choices=LABEL_TYPES, action='append',
                         help='label type(s) to include (default: all)')
     parser.add_argument('--update', type=Path, metavar='README', help='write the table into this file')
     args = parser.parse_args(argv)
-    text = tables(args.label or list(LABELS))
+    text = tables(args.label or list(LABEL_TYPES))
     if args.update:
         changed = update(args.update, text)
         print(f'{args.update}: {"updated" if changed else "already up to date"}', file=sys.stderr)

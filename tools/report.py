@@ -14,8 +14,7 @@ from typing import Any, Dict, List, Optional
 
 from miqa.evaluation.reference import paper_row
 from miqa.utils.io import write_result_text
-
-COLUMNS = ('SRCC', 'PLCC', 'KRCC', 'RMSE')
+from miqa.vocab import METRIC_COLUMNS as COLUMNS
 
 
 def parse_args(argv=None) -> argparse.Namespace:

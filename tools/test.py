@@ -23,13 +23,14 @@ from miqa.models.weights import load_model_weights
 from miqa.utils import setup_runtime
 from miqa.utils.config import load_config, parse_runner_args, set_split_dir
 from miqa.utils.io import atomic_write_text, unique_path
+from miqa.vocab import TASKS
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Test a miqa model on an MIQD split')
     parser.add_argument('config')
     parser.add_argument('checkpoint', help='a checkpoint from tools/train.py or tools/convert_checkpoint.py')
-    parser.add_argument('--task', choices=['cls', 'det', 'ins'], help='evaluate on this task (cross-task)')
+    parser.add_argument('--task', choices=TASKS, help='evaluate on this task (cross-task)')
     parser.add_argument('--label', choices=['composite', 'consistency', 'accuracy'],
                         help='evaluate against this label type')
     parser.add_argument('--split', choices=['train', 'val'], help='split to evaluate (default: val)')

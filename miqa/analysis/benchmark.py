@@ -31,8 +31,7 @@ import numpy as np
 
 from miqa.evaluation.bootstrap import BootstrapResult, Versus, group_bootstrap, interval_table
 from miqa.utils.io import atomic_write_text, unique_path
-
-METRICS = ('SRCC', 'PLCC', 'KRCC', 'RMSE')
+from miqa.vocab import METRIC_COLUMNS
 
 
 def split_dir(data_root: str, split: str) -> str:
@@ -112,7 +111,7 @@ def model_run(config: str, split: str, root: str, fit: str = 'linear', options: 
     record = json.loads(open(result).read())
     return dict(method=record['method'], split=split, kind='model', config=config,
                 predictions=osp.join(run_dir, 'test_predictions.csv'),
-                **{m: record['metrics'].get(m) for m in METRICS})
+                **{m: record['metrics'].get(m) for m in METRIC_COLUMNS})
 
 
 def _finished(run_dir: str, cfg) -> bool:
@@ -136,7 +135,8 @@ def reference_runs(config: str, split: str, root: str, metrics: Sequence[str], f
         return []
     summary = json.loads(open(osp.join(out_dir, 'hvs_results.json')).read())
     return [dict(method=name, split=split, kind='reference', config=config,
-                 predictions=osp.join(out_dir, f'{name}_predictions.csv'), **{m: row.get(m) for m in METRICS})
+                 predictions=osp.join(out_dir, f'{name}_predictions.csv'),
+                 **{m: row.get(m) for m in METRIC_COLUMNS})
             for name, row in summary['rows'].items() if row.get('status') == 'ok']
 
 
@@ -184,7 +184,7 @@ def summarize(runs: List[Dict]) -> Dict[str, Dict]:
     for method in dict.fromkeys(r['method'] for r in runs):
         rows = [r for r in runs if r['method'] == method]
         entry = dict(kind=rows[0]['kind'], n_splits=len(rows))
-        for m in METRICS:
+        for m in METRIC_COLUMNS:
             values = np.array([r[m] for r in rows if r[m] is not None], dtype=float)
             entry[m] = float(values.mean()) if len(values) else None
             entry[f'{m}_std'] = float(values.std(ddof=1)) if len(values) > 1 else None
@@ -198,8 +198,9 @@ def summary_table(summary: Dict[str, Dict], splits: Sequence[str]) -> str:
             return 'n/a'
         return f'{entry[m]:.4f}' + (f' ± {entry[m + "_std"]:.4f}' if entry[f'{m}_std'] is not None else '')
     lines = [f'mean ± std over {len(splits)} train/val splits ({", ".join(splits)})', '',
-             '| Method | ' + ' | '.join(METRICS) + ' |', '|:--|' + ':-:|' * len(METRICS)]
-    lines += [f'| {name} | ' + ' | '.join(cell(e, m) for m in METRICS) + ' |' for name, e in summary.items()]
+             '| Method | ' + ' | '.join(METRIC_COLUMNS) + ' |', '|:--|' + ':-:|' * len(METRIC_COLUMNS)]
+    lines += [f'| {name} | ' + ' | '.join(cell(e, m) for m in METRIC_COLUMNS) + ' |'
+              for name, e in summary.items()]
     return '\n'.join(lines)
 
 
@@ -230,8 +231,8 @@ def run_benchmark(configs: Sequence[str], splits: Sequence[str] = ('official',),
             run = model_run(config, split, root, fit, options, dry_run)
             if run:
                 split_runs.append(run)
-                print(f'split {split} {run["method"]}: ' + ' '.join(f'{m} {run[m]:.4f}' for m in METRICS),
-                      flush=True)
+                print(f'split {split} {run["method"]}: '
+                      + ' '.join(f'{m} {run[m]:.4f}' for m in METRIC_COLUMNS), flush=True)
         if dry_run:
             continue
         runs += split_runs
@@ -247,7 +248,7 @@ def run_benchmark(configs: Sequence[str], splits: Sequence[str] = ('official',),
     summary = summarize(runs)
     table = summary_table(summary, splits)
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=['method', 'kind', 'split', 'config', *METRICS],
+    writer = csv.DictWriter(buf, fieldnames=['method', 'kind', 'split', 'config', *METRIC_COLUMNS],
                             lineterminator='\n', extrasaction='ignore')
     writer.writeheader()
     writer.writerows(runs)

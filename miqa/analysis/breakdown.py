@@ -12,15 +12,15 @@ import csv
 import io
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from miqa.evaluation.iqa_metric import GROUP_METRICS, GROUPINGS, group_metrics, group_samples, is_usable
+from miqa.evaluation.iqa_metric import GROUPINGS, group_metrics, group_samples, is_usable
+from miqa.vocab import METRIC_COLUMNS
 
 DEFAULT_BREAKDOWNS = ('distortion', 'region', 'level')
-METRIC_KEYS = ('SRCC', 'PLCC', 'KRCC', 'RMSE')
-CSV_COLUMNS = ('model', 'breakdown', 'group', 'n') + METRIC_KEYS
+CSV_COLUMNS = ('model', 'breakdown', 'group', 'n') + METRIC_COLUMNS
 
 
 def breakdown(records: Sequence[Mapping[str, Any]], by: Sequence[str] = DEFAULT_BREAKDOWNS,
-              fit: Optional[str] = 'linear', keys: Sequence[str] = GROUP_METRICS) -> List[Dict[str, Any]]:
+              fit: Optional[str] = 'linear', keys: Sequence[str] = METRIC_COLUMNS) -> List[Dict[str, Any]]:
     """Rows ``dict(breakdown, group, n, SRCC, PLCC, KRCC, RMSE)``: the whole set first
     (``breakdown='overall'``, ``group='all'``), then every group of every breakdown in report
     order. Unusable records (``valid=False``, non-finite values) are left out of every row."""
@@ -73,11 +73,11 @@ def markdown(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str] = ('SRCC'
     cols = columns(rows)
     counts = {(r['model'], r['breakdown'], r['group']): r['n'] for r in rows}
     overall = {r['model']: r for r in rows if r['breakdown'] == 'overall'}
-    lines = ['**overall**', '', '| model | n | ' + ' | '.join(METRIC_KEYS) + ' |',
-             '|:--|' + ':-:|' * (len(METRIC_KEYS) + 1)]
+    lines = ['**overall**', '', '| model | n | ' + ' | '.join(METRIC_COLUMNS) + ' |',
+             '|:--|' + ':-:|' * (len(METRIC_COLUMNS) + 1)]
     for m in models:
         if m in overall:
-            values = ' | '.join(cell(overall[m].get(k), digits) for k in METRIC_KEYS)
+            values = ' | '.join(cell(overall[m].get(k), digits) for k in METRIC_COLUMNS)
             lines.append(f'| {m} | {overall[m]["n"]} | {values} |')
     parts = ['\n'.join(lines)]
     for name in dict.fromkeys(b for b, _ in cols if b != 'overall'):

@@ -19,6 +19,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from miqa.utils.io import atomic_write_bytes
+from miqa.vocab import REGION_NAMES
 
 #: display names of the task metrics on the y axis
 METRIC_LABELS = {'top1': 'Top-1 accuracy (%)', 'top5': 'Top-5 accuracy (%)', 'AP': 'AP (%)',
@@ -26,7 +27,6 @@ METRIC_LABELS = {'top1': 'Top-1 accuracy (%)', 'top5': 'Top-5 accuracy (%)', 'AP
 #: column label prefix of a breakdown in the heat-map (levels are numbers)
 GROUP_PREFIX = {'level': 'L', 'fg_level': 'fg', 'bg_level': 'bg'}
 REGION_COLOURS = {'UD': 'tab:blue', 'ROI': 'tab:orange', 'BG': 'tab:green'}
-REGION_LABELS = {'UD': 'UD', 'ROI': 'ROI-DD', 'BG': 'BG-DD'}
 
 
 def _save(fig: Figure, path: str, dpi: int = 130) -> str:
@@ -136,7 +136,7 @@ def scatter(records: Sequence[Mapping[str, Any]], path: str, title: str = '', fi
         if pick.size:
             ax.scatter(pred[pick], label[pick], s=5, alpha=alpha, linewidths=0,
                        color=REGION_COLOURS.get(code, '0.4'),
-                       label=REGION_LABELS.get(code, code or 'unknown'))
+                       label=REGION_NAMES.get(code, code or 'unknown'))
     if len(usable) >= 3 and fit is not None:
         order = np.argsort(pred, kind='stable')
         ax.plot(pred[order], fit_mapping(pred, label, fit)[order], color='black', linewidth=1.2,

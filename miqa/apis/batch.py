@@ -24,9 +24,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from miqa.utils.types import PathLike
+
 from .inference import ImagePreprocessor, MIQAModel, collate
 
-PathLike = Union[str, os.PathLike]
 _MAX_LISTED = 20  # failed files named in the warning
 
 

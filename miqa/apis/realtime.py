@@ -22,7 +22,6 @@ frames; ``ema=alpha`` returns the exponential moving average
 ``s_t = alpha * x_t + (1 - alpha) * s_{t-1}`` (``s_0 = x_0``) of the scored frames.
 """
 import math
-import os
 import time
 from typing import Any, Dict, Optional, Union
 
@@ -30,7 +29,7 @@ import cv2
 import numpy as np
 import torch
 
-PathLike = Union[str, os.PathLike]
+from miqa.utils.types import PathLike
 
 
 class RealTimeIQA:

@@ -21,15 +21,14 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 
 from miqa.utils.image_header import identify
 from miqa.utils.io import atomic_write_bytes, atomic_write_text, unique_path
-
-PathLike = Union[str, os.PathLike]
+from miqa.utils.types import PathLike
 
 #: Degradation threshold for scorers without quality bands: the upper edge of the 'Low' band of
 #: ``MIQAModel.BANDS`` (labels lie in [0, 1]).

@@ -46,12 +46,10 @@ from miqa.models.weights import (
     trust_on_first_use,
     weights_dir,
 )
+from miqa.vocab import LABEL_TYPES, TASK_TITLES, TASKS
 
 ZOO_FILE = Path(__file__).with_name('model_zoo.csv')
 REPO_ROOT = Path(__file__).resolve().parents[2]
-TASKS = ('cls', 'det', 'ins')
-LABELS = ('composite', 'consistency', 'accuracy')
-TASK_TITLES = {'cls': 'Image Classification', 'det': 'Object Detection', 'ins': 'Instance Segmentation'}
 OFFLINE_ENV = 'MIQA_OFFLINE'
 
 Transport = Callable[[str, IO[bytes], bool], None]
@@ -104,8 +102,8 @@ def _load_zoo(path: str) -> Tuple[ZooEntry, ...]:
         rows = list(csv.DictReader(f))
     entries = []
     for i, row in enumerate(rows, start=2):
-        if row['task'] not in TASKS or row['label'] not in LABELS:
-            raise ValueError(f'{path}:{i}: task must be one of {TASKS} and label one of {LABELS}, got '
+        if row['task'] not in TASKS or row['label'] not in LABEL_TYPES:
+            raise ValueError(f'{path}:{i}: task must be one of {TASKS} and label one of {LABEL_TYPES}, got '
                              f'{row["task"]!r}/{row["label"]!r}')
         entries.append(ZooEntry(**{**row, 'srcc': _float(row['srcc']), 'plcc': _float(row['plcc'])}))
     keys = [e.key for e in entries]

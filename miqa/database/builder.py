@@ -51,7 +51,6 @@ from miqa.datasets.index import (
     CLS_LABEL_SUFFIX,
     DET_COLUMNS,
     DET_LABEL_SUFFIXES,
-    TASKS,
     TaskLayout,
     task_layout,
 )
@@ -63,6 +62,7 @@ from miqa.registry import SOURCES
 from miqa.utils.io import atomic_write_bytes, atomic_write_text
 from miqa.utils.processes import exit_with_parent
 from miqa.version import __version__
+from miqa.vocab import SOURCE_EXTENSIONS, TASKS
 
 from .fusion import fusion_parameters, region_variants, soft_mask
 from .labels import LABEL_KEYS  # the six columns every labeller returns per image
@@ -74,7 +74,6 @@ from .variants import check_subset, select_variants
 # group=None, annotation=None, category='')]``. Configs name one as
 # ``sources=dict(type=<registered name or dotted path>, ...)``.
 
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 MIN_SIDE = 8          # smaller sources are reported as unreadable
 FORMAT = 'miqa-build/1'
 
@@ -119,7 +118,7 @@ class BuildConflict(RuntimeError):
 
 # ---------------------------------------------------------------- sources
 @SOURCES.register_module(name='folder')
-def collect_folder(root: str, recursive: bool = False, extensions: Sequence[str] = IMAGE_EXTENSIONS,
+def collect_folder(root: str, recursive: bool = False, extensions: Sequence[str] = SOURCE_EXTENSIONS,
                    group_pattern: Optional[str] = None) -> List[dict]:
     """Every image file under ``root``: ``src_id`` = file stem, ``group`` = the first group of the
     regex ``group_pattern`` matched on the stem (e.g. ``r'(.*)_crop\\d+$'``), else the stem."""

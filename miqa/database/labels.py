@@ -67,12 +67,13 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
+from miqa.vocab import TASKS
+
 from .machines import Detections, Machine, build_machine, check_unique_names, package_version
 from .pseudo_gt import build_pseudo_gt, has_objects
 
 LABEL_KEYS = ('weighted_consistency', 'weighted_accuracy', 'mean_consistency', 'std_consistency',
               'mean_accuracy', 'std_accuracy')
-TASKS = ('cls', 'det', 'ins')
 _EPS = 1e-12
 
 

@@ -24,7 +24,8 @@ from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-MASK_EXTENSIONS: Tuple[str, ...] = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
+from miqa.vocab import SOURCE_EXTENSIONS
+
 MASK_SOURCES: Tuple[str, ...] = ('file', 'spectral_residual', 'center_prior')
 
 SR_WORKING_SIDE = 64          # Hou & Zhang work on images 64 px wide
@@ -43,7 +44,7 @@ def find_mask_files(folder: Optional[str]) -> Dict[str, str]:
     found: Dict[str, str] = {}
     for name in sorted(os.listdir(folder)):
         stem, ext = os.path.splitext(name)
-        if ext.lower() in MASK_EXTENSIONS:
+        if ext.lower() in SOURCE_EXTENSIONS:
             found.setdefault(stem, os.path.join(folder, name))
     return found
 

@@ -23,17 +23,17 @@ from mmengine.logging import print_log
 
 from miqa.utils.io import atomic_write_bytes
 from miqa.utils.paths import miqa_home
+from miqa.utils.types import PathLike
+from miqa.vocab import TASKS
 
 from .naming import TAILS, VARIANT_TABLE, variant_codes
 
-TASKS: Tuple[str, ...] = ('cls', 'det', 'ins')
 CLS_LABEL_SUFFIX = '_mmos.csv'
 CLS_COLUMNS = ('dist_images', 'weighted_consistency', 'weighted_accuracy')
 DET_LABEL_SUFFIXES = {'accuracy': '_accuracy.csv', 'consistency': '_consistency.csv'}
 DET_COLUMNS = ('filename', 'AP_weighted_avg')
 CACHE_VERSION = 3  # 3: .npz + JSON (nothing in it can execute); 2 was a pickle
 
-PathLike = Union[str, os.PathLike]
 
 
 @dataclass(frozen=True)

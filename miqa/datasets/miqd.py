@@ -10,11 +10,11 @@ from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
 
 from miqa.registry import DATASETS
+from miqa.vocab import LABEL_TYPES, TASKS
 
 from .index import (
     CLS_LABEL_SUFFIX,
     DET_LABEL_SUFFIXES,
-    TASKS,
     LabelIndex,
     PathLike,
     TaskLayout,
@@ -23,8 +23,6 @@ from .index import (
 )
 from .naming import DISTORTIONS, REGIONS, TAILS, VARIANT_TABLE
 from .splits import SPLITS, make_split, official_categories, official_split_path, read_split_file
-
-LABEL_TYPES = ('composite', 'consistency', 'accuracy')
 
 
 @DATASETS.register_module()

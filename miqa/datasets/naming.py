@@ -18,29 +18,9 @@ from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
-#: The ten distortions in spec order, with their categories (spec §2).
-DISTORTIONS: Dict[str, str] = {
-    'contrast': 'digital',
-    'pixelate': 'digital',
-    'jpeg_compression': 'digital',
-    'motion_blur': 'blur',
-    'defocus_blur': 'blur',
-    'glass_blur': 'blur',
-    'fog': 'environmental',
-    'snow': 'environmental',
-    'darkness': 'environmental',
-    'gaussian_noise': 'noise',
-}
-DISTORTION_CATEGORIES: Tuple[str, ...] = ('digital', 'blur', 'environmental', 'noise')
-#: Uniform, ROI-dominated, background-dominated.
-REGIONS: Tuple[str, ...] = ('UD', 'ROI', 'BG')
-LEVELS: Tuple[int, ...] = (1, 2, 3, 4, 5)
-
-#: The 25 (region, fg_level, bg_level) variants of one distortion, in official order.
-VARIANTS: Tuple[Tuple[str, int, int], ...] = (
-    tuple(('UD', lv, lv) for lv in LEVELS)
-    + tuple(('ROI', i, j) for i in LEVELS for j in LEVELS if i > j)
-    + tuple(('BG', i, j) for i in LEVELS for j in LEVELS if j > i))
+# The vocabulary (ten distortions, three regions, five levels, the 25 variants of a distortion)
+# is defined in miqa.vocab; this module formats and parses the file names built from it.
+from miqa.vocab import DISTORTION_CATEGORIES, DISTORTIONS, LEVELS, REGIONS, VARIANTS  # noqa: F401  (re-exported)
 
 _REGION_TAG = {'ROI': 'fg', 'BG': 'bg'}
 _VARIANT_SET = frozenset(VARIANTS)

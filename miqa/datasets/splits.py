@@ -10,14 +10,15 @@ import csv
 import hashlib
 import os
 from pathlib import Path
-from typing import Dict, Iterable, List, Mapping, NamedTuple, Optional, Union
+from typing import Dict, Iterable, List, Mapping, NamedTuple, Optional
 
 import numpy as np
 
-SPLITS = ('train', 'val')
+from miqa.utils.types import PathLike
+from miqa.vocab import SPLITS, split_file_name, split_task  # noqa: F401  (re-exported)
+
 CLS_SPLIT_COLUMNS = ('Image Name', 'Category')
 DET_SPLIT_COLUMN = 'Image Index'
-PathLike = Union[str, os.PathLike]
 
 
 class SplitFile(NamedTuple):
@@ -27,16 +28,9 @@ class SplitFile(NamedTuple):
     categories: Dict[str, str]  # src_id -> ImageNet class name (cls files)
 
 
-def split_task(task: str) -> str:
-    """The task whose split files ``task`` uses: ins uses det's (spec §2)."""
-    return 'det' if task == 'ins' else task
-
-
 def official_split_path(data_root: PathLike, task: str, split: str) -> Path:
     """``<data_root>/splits/miqa_<cls|det>_<train|val>.csv``."""
-    if split not in SPLITS:
-        raise ValueError(f'unknown split {split!r}; expected one of {SPLITS}')
-    return Path(data_root).expanduser() / 'splits' / f'miqa_{split_task(task)}_{split}.csv'
+    return Path(data_root).expanduser() / 'splits' / split_file_name(task, split)
 
 
 def read_split_file(path: PathLike, task: Optional[str] = None) -> SplitFile:

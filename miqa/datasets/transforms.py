@@ -33,9 +33,8 @@ from PIL import Image
 from miqa.registry import TRANSFORMS
 from miqa.utils.image_header import HeaderError, ImageHeader, check_pixels, read_header
 from miqa.utils.shared_keys import shared_key_index
+from miqa.vocab import IMAGENET_MEAN, IMAGENET_STD
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 VIT_MEAN = (0.5, 0.5, 0.5)
 VIT_STD = (0.5, 0.5, 0.5)
 

@@ -16,9 +16,10 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import stats
 
+from miqa.vocab import METRIC_COLUMNS
+
 from .functional import correlations
 
-METRICS = ('SRCC', 'PLCC', 'KRCC', 'RMSE')
 Versus = Union[str, Sequence[str]]
 
 
@@ -48,7 +49,7 @@ def difference_name(a: str, versus: Versus) -> str:
 
 
 def group_bootstrap(preds: Mapping[str, ArrayLike], target: ArrayLike, groups: Sequence,
-                    metrics: Sequence[str] = METRICS, differences: Sequence[Tuple[str, Versus]] = (),
+                    metrics: Sequence[str] = METRIC_COLUMNS, differences: Sequence[Tuple[str, Versus]] = (),
                     metric: str = 'SRCC', fit: Optional[str] = 'linear', n_resamples: int = 2000,
                     confidence: float = 0.95, seed: int = 0, method: str = 'BCa') -> BootstrapResult:
     """Intervals for ``metrics`` of every method in ``preds`` and for ``differences`` of ``metric``.

@@ -7,8 +7,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 
-from miqa.datasets.naming import DISTORTIONS, LEVELS
 from miqa.registry import METRICS
+from miqa.vocab import DISTORTIONS, LEVELS, METRIC_COLUMNS, REGION_NAMES
 
 from .functional import FITS, correlations
 
@@ -17,8 +17,6 @@ REQUIRED_FIELDS: Dict[str, Callable[[Any], Any]] = {'pred_score': float, 'gt_sco
 OPTIONAL_FIELDS: Dict[str, Callable[[Any], Any]] = {
     'valid': bool, 'distortion': str, 'region': str, 'fg_level': int, 'bg_level': int,
     'src_id': str, 'img_path': str}
-#: dataset region code -> name used in reports (uniform, ROI-dominated, background-dominated)
-REGION_NAMES = {'UD': 'UD', 'ROI': 'ROI-DD', 'BG': 'BG-DD'}
 
 
 def _level(field: str) -> Callable[[Mapping], Optional[str]]:
@@ -49,7 +47,6 @@ GROUP_ORDER: Dict[str, Sequence[str]] = {
     'distortion': tuple(DISTORTIONS), 'region': tuple(REGION_NAMES.values()),
     **{k: tuple(str(lv) for lv in LEVELS) for k in ('level', 'fg_level', 'bg_level')}}
 OVERALL_METRICS = ('SRCC', 'KRCC', 'PLCC', 'RMSE', 'PLCC_raw', 'RMSE_raw')
-GROUP_METRICS = ('SRCC', 'PLCC', 'KRCC', 'RMSE')
 #: a group (or the whole set) with fewer usable samples reports ``None`` values ("n/a")
 MIN_GROUP_SIZE = 3
 
@@ -83,7 +80,7 @@ def group_samples(samples: Sequence[Mapping], by: str) -> Dict[str, List[Mapping
         groups, key=lambda n: (order.index(n) if n in order else len(order), n))}
 
 
-def group_metrics(samples: Sequence[Mapping], keys: Sequence[str] = GROUP_METRICS,
+def group_metrics(samples: Sequence[Mapping], keys: Sequence[str] = METRIC_COLUMNS,
                   fit: Optional[str] = 'linear') -> Dict[str, Optional[float]]:
     """``keys`` of :func:`~miqa.evaluation.functional.correlations` on ``samples`` (each group
     a set of its own, its own ``fit``); all ``None`` ("n/a") below :data:`MIN_GROUP_SIZE`."""
@@ -176,7 +173,7 @@ class IQAMetric(BaseMetric):
         if self.breakdown:
             for by in BREAKDOWNS:
                 for name, group in group_samples(usable, by).items():
-                    values = self._group(group, GROUP_METRICS)
+                    values = self._group(group, METRIC_COLUMNS)
                     metrics.update({f'{by}/{name}/{k}': v for k, v in values.items()})
                     metrics[f'{by}/{name}/n'] = len(group)
         return metrics

@@ -4,10 +4,11 @@ from functools import cache
 from pathlib import Path
 from typing import Dict, Optional
 
+from miqa.vocab import METRIC_COLUMNS
+
 PAPER_DIR = Path(__file__).parent / 'paper'
 TABLES = {'composite': 'table1_composite.csv', 'accuracy': 'table2_accuracy_consistency.csv',
           'consistency': 'table2_accuracy_consistency.csv'}
-METRICS = ('SRCC', 'PLCC', 'KRCC', 'RMSE')
 
 
 @cache
@@ -30,5 +31,5 @@ def paper_row(method: str, task: str, label_type: str = 'composite') -> Optional
     if row is None:
         return None
     prefix = f'{task}_' if label_type == 'composite' else f'{task}_{label_type}_'
-    values = {m: float(row[prefix + m.lower()]) for m in METRICS if row.get(prefix + m.lower())}
+    values = {m: float(row[prefix + m.lower()]) for m in METRIC_COLUMNS if row.get(prefix + m.lower())}
     return values or None

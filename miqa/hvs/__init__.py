@@ -17,7 +17,9 @@ from .weights import HVS_WEIGHTS, scorer_status
 
 
 def build_scorer(cfg: Union[str, Dict[str, Any]], **kwargs) -> HVSScorer:
-    """Build a scorer from its registered name (``'PSNR'``) or a config dict (``dict(type=...)``)."""
+    """Build a scorer from its registered name (``'PSNR'``, or ``'psnr'``: names are matched
+    regardless of case) or a config dict (``dict(type=...)``). An unknown name raises ``KeyError``
+    with the closest registered names."""
     cfg = dict(type=cfg) if isinstance(cfg, str) else dict(cfg)
     cfg.update(kwargs)
     return SCORERS.build(cfg)

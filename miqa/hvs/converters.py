@@ -31,7 +31,8 @@ import torch
 from torch import Tensor
 
 from miqa.models.converters import ConversionError, Rules, check_state_dict, rename_keys
-from miqa.models.weights import StateDict, unwrap_state_dict
+from miqa.models.weights import unwrap_state_dict
+from miqa.utils.types import StateDict
 
 __all__ = ['ConversionError', 'HYPERIQA_RULES', 'HYPERIQA_EXPORT_RULES', 'MANIQA_RULES', 'MANIQA_DROP',
            'MANIQA_EXPORT_RULES', 'convert_hyperiqa', 'convert_maniqa']

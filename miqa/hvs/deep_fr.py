@@ -18,8 +18,9 @@ import torch
 from piq.perceptual import VGG16_LAYERS, ContentLoss
 from torchvision.models import vgg as tv_vgg
 
-from miqa.models.weights import PathLike
 from miqa.registry import SCORERS
+from miqa.utils.types import PathLike
+from miqa.vocab import IMAGENET_MEAN, IMAGENET_STD
 
 from .base import HVSScorer
 from .weights import load_weight
@@ -27,8 +28,6 @@ from .weights import load_weight
 #: The VGG16 layers both metrics read (Zhang et al. 2018; Ding et al. 2020).
 LAYERS = ('relu1_2', 'relu2_2', 'relu3_3', 'relu4_3', 'relu5_3')
 CHANNELS = (64, 128, 256, 512, 512)
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def vgg16_features(state_dict: Optional[Mapping[str, torch.Tensor]] = None) -> torch.nn.Sequential:

@@ -19,16 +19,14 @@ import torch
 import torchvision.transforms.v2.functional as TF
 from torch import nn
 
-from miqa.models.weights import PathLike
 from miqa.registry import SCORERS
+from miqa.utils.types import PathLike
+from miqa.vocab import IMAGENET_MEAN, IMAGENET_STD
 
 from .base import HVSScorer
 from .converters import convert_hyperiqa
 from .crops import fit_min_side, mean_crop_score
 from .weights import load_weight
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 #: Per LDA branch: (channels of ResNet-50 ``layer{i}``, channels after the 1x1 conv or None,
 #: side after the 7x7 pooling at 224 input).

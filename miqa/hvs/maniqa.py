@@ -27,8 +27,8 @@ import torch
 from timm.models.swin_transformer import SwinTransformerBlock
 from torch import nn
 
-from miqa.models.weights import PathLike
 from miqa.registry import SCORERS
+from miqa.utils.types import PathLike
 
 from .base import HVSScorer
 from .converters import convert_maniqa

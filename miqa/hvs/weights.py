@@ -26,7 +26,6 @@ from torchvision import models as tvm
 from miqa.models.weights import (
     WEIGHT_SOURCES,
     ChecksumError,
-    PathLike,
     WeightSource,
     file_sha256,
     load_state_dict_file,
@@ -35,6 +34,7 @@ from miqa.models.weights import (
     weights_dir,
 )
 from miqa.registry import SCORERS
+from miqa.utils.types import PathLike
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,8 @@ import torch
 from mmengine.model import BaseDataPreprocessor
 
 from miqa.registry import MODELS
+from miqa.vocab import IMAGENET_MEAN, IMAGENET_STD
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 VIT_MEAN = VIT_STD = (0.5, 0.5, 0.5)
 
 

@@ -23,6 +23,7 @@ from miqa.datasets.index import (
 )
 from miqa.datasets.naming import DISTORTIONS, VARIANTS, variant_names
 from miqa.datasets.splits import official_split_path
+from miqa.vocab import TASKS
 
 DEFAULT_CATEGORIES = ('sea snake', 'ski', 'Shetland sheepdog, Shetland sheep dog, Shetland')
 COCO_CATEGORIES = ({'id': 1, 'name': 'person', 'supercategory': 'person'},
@@ -34,7 +35,7 @@ _SEVERITY = np.array([_FG_WEIGHT[r] * fg + (1 - _FG_WEIGHT[r]) * bg for r, fg, b
 
 
 def make_miqd_tree(root: Union[str, os.PathLike],
-                   tasks: Sequence[str] = ('cls', 'det', 'ins'),
+                   tasks: Sequence[str] = TASKS,
                    n_src: int = 4,
                    distortions: Sequence[str] = ('gaussian_noise', 'motion_blur'),
                    image_size: Tuple[int, int] = (32, 40),

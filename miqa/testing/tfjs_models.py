@@ -13,13 +13,12 @@ gather of the box sides).
 """
 import base64
 import json
-import os
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-PathLike = Union[str, os.PathLike]
+from miqa.utils.types import PathLike
 
 _NP_TO_TF = {np.dtype(np.float32): 'DT_FLOAT', np.dtype(np.int32): 'DT_INT32', np.dtype(np.bool_): 'DT_BOOL'}
 _NP_TO_MANIFEST = {np.dtype(np.float32): 'float32', np.dtype(np.int32): 'int32', np.dtype(np.bool_): 'bool'}

@@ -1,5 +1,12 @@
-"""Runtime set-up and config helpers."""
-from .config import apply_overrides
-from .setup_env import load_training_checkpoint, register_all_modules, setup_runtime
+"""Plain helpers (``io``, ``paths``, ``types``, ``image_header``, ``checkpoint``) and the runtime
+set-up (``setup_env``, ``config``).
 
-__all__ = ['apply_overrides', 'load_training_checkpoint', 'register_all_modules', 'setup_runtime']
+Names are imported on first use (:mod:`miqa.utils.lazy`), so ``import miqa.utils.io`` costs only
+the standard library; ``from miqa.utils import setup_runtime`` loads torch and mmengine.
+"""
+from .lazy import lazy_exports
+
+_EXPORTS = {'apply_overrides': 'config', 'load_training_checkpoint': 'setup_env',
+            'register_all_modules': 'setup_env', 'setup_runtime': 'setup_env'}
+__all__ = list(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -14,6 +14,8 @@ from typing import Optional, Sequence
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 
+from miqa.vocab import split_file_name
+
 DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
 
@@ -61,10 +63,9 @@ def set_max_epochs(cfg: Config, epochs: int) -> None:
 def set_split_dir(cfg: Config, split_dir: str) -> None:
     """Every MIQD dataset of ``cfg`` reads its split from ``<split_dir>/miqa_<cls|det>_<split>.csv``
     (the official file names; e.g. the repeated splits of ``tools/build_miqd.py --resplit``)."""
-    from miqa.datasets.splits import official_split_path  # light, but keep config parsing import-free
     for dataset in _datasets(cfg):
         task, split = dataset.get('task', 'cls'), dataset.get('split', 'train')
-        dataset['split_file'] = osp.join(split_dir, official_split_path('', task, split).name)
+        dataset['split_file'] = osp.join(split_dir, split_file_name(task, split))
 
 
 def apply_overrides(cfg: Config, data_root: Optional[str] = None, batch_size: Optional[int] = None,

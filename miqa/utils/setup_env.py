@@ -6,7 +6,7 @@ Each fix answers a breakage measured with torch 2.14 (see README, "Runtime notes
    mmengine's training checkpoints pickle a ``HistoryBuffer`` and numpy scalars, so
    ``--resume`` fails. Every checkpoint mmengine opens (``load_from``, ``--resume`` path or
    auto, ``tools/test.py``; local files and http(s) URLs) loads through
-   :func:`miqa.models.weights.load_training_checkpoint`: ``weights_only=True`` with exactly the
+   :func:`miqa.utils.checkpoint.load_training_checkpoint`: ``weights_only=True`` with exactly the
    data classes those checkpoints hold, never a full unpickle. Checkpoint writes are atomic
    (temporary file + ``os.replace`` in the same folder): a crash never leaves a torn file.
 2. torchrun on CPU -- mmengine's ``init_dist`` calls ``torch.cuda.set_device``; we open a
@@ -26,17 +26,28 @@ import torch.distributed as dist
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
+from miqa.utils.checkpoint import load_training_checkpoint as load_checkpoint_file
+from miqa.utils.checkpoint import refusal, training_checkpoint_globals
 from miqa.utils.io import atomic_write_bytes
 
 _PATCHED = False
 
 
+#: The registries a training or test run builds from: their ``locations`` are imported.
+RUNNER_REGISTRIES = ('DATASETS', 'TRANSFORMS', 'FUNCTIONS', 'DATA_SAMPLERS', 'MODELS', 'METRICS', 'EVALUATOR',
+                     'LOOPS', 'HOOKS', 'OPTIM_WRAPPER_CONSTRUCTORS')
+
+
 def register_all_modules(init_default_scope: bool = True) -> None:
-    """Import every miqa module that registers components; optionally make ``miqa`` the default scope."""
-    import miqa.datasets  # noqa: F401
-    import miqa.engine  # noqa: F401
-    import miqa.evaluation  # noqa: F401
-    import miqa.models  # noqa: F401
+    """Import every miqa module that registers runner components (each registry's ``locations``,
+    :mod:`miqa.registry`); optionally make ``miqa`` the default scope.
+
+    The ground floor names no upper package: the registries know where their modules are.
+    """
+    from miqa import registry
+
+    for name in RUNNER_REGISTRIES:
+        getattr(registry, name).import_from_location()
 
     if init_default_scope and not DefaultScope.check_instance_created('miqa'):
         DefaultScope.get_instance('miqa', scope_name='miqa')
@@ -44,18 +55,14 @@ def register_all_modules(init_default_scope: bool = True) -> None:
 
 def load_training_checkpoint(filename: str, map_location=None):
     """An mmengine training checkpoint, loaded safely (see
-    :func:`miqa.models.weights.load_training_checkpoint`: ``weights_only=True``, exact globals)."""
-    from miqa.models.weights import load_training_checkpoint as load
-
-    return load(filename, map_location)
+    :func:`miqa.utils.checkpoint.load_training_checkpoint`: ``weights_only=True``, exact globals)."""
+    return load_checkpoint_file(filename, map_location)
 
 
 def _load_url(url: str, model_dir=None, map_location=None, progress: bool = False, **kwargs):
     """mmengine's http(s) loader (``load_from=https://...``, also behind ``torchvision://``,
     ``open-mmlab://``): torch.hub's download and cache, then :func:`load_training_checkpoint`'s
     restricted unpickler instead of torch.hub's full one."""
-    from miqa.models.weights import refusal, training_checkpoint_globals
-
     allowed = training_checkpoint_globals()
     try:
         with torch.serialization.safe_globals(allowed):
