@@ -14,7 +14,7 @@ export MPLBACKEND ?= Agg
 
 # Debian packages whose photos MIQD-mini reads (never committed, read where they are installed).
 PHOTO_PACKAGES := gcompris-qt-data opencv-doc darknet mate-backgrounds lomiri-wallpapers-16.04 \
-                  plasma-workspace-wallpapers kphotoalbum
+                  lomiri-wallpapers-20.04 plasma-workspace-wallpapers kphotoalbum
 DEMO_CONFIGS := configs/demo/ra_miqa_mini.py configs/demo/ra_miqa_mini_no_region.py
 DEMO_REFERENCES := PSNR SSIM VSI Lite0-MSP
 DEMO_COMPARE := "RA-MIQA (Lite0)=PSNR,SSIM,VSI" "RA-MIQA (Lite0)=Lite0-MSP" "RA-MIQA (Lite0)=Lite0 (no region branch)"
@@ -45,8 +45,8 @@ photos: $(VENV)/.installed
 	      || echo "*** apt-get failed: the demo runs on the photos installed"; \
 	  fi; \
 	fi
-	@$(PY) -c "from miqa.database.sources import fetch_foolbox_wheel; fetch_foolbox_wheel()" \
-	  || echo "*** the foolbox wheel (20 ImageNet val photos) could not be fetched: left out"
+	@$(PY) -c "from miqa.database.sources import fetch_package_files as f; \
+	  [print(f'*** {k}: {v} (its photos are left out)') for k, v in f().items() if v != 'ok']"
 
 demo: setup
 	$(PY) tools/benchmark_models.py $(DEMO_CONFIGS) --hvs $(DEMO_REFERENCES) --compare $(DEMO_COMPARE) \
