@@ -414,3 +414,16 @@ def test_readme_quick_start_as_written(tmp_path, monkeypatch):
     # ---
     assert np.isfinite(quality_score)
     np.testing.assert_allclose(scores, [model.assess(p) for p in image_paths], rtol=1e-5, atol=1e-6)
+
+
+def test_inference_builds_no_feature_cache():
+    """The demo trains with persistent token caches; an assessed image must never be cached."""
+    from mmengine.config import Config
+
+    from miqa.apis.inference import _inference_model_cfg
+    from miqa.registry import MODELS
+
+    demo = Config.fromfile(str(Path(__file__).resolve().parents[1] / 'configs' / 'demo' / 'ra_miqa_mini.py'))
+    assert demo.model.region_cache and demo.model.backbone.stem_cache        # training caches
+    model = MODELS.build(_inference_model_cfg(demo.model.to_dict()))
+    assert model.region_cache is None and model._stem is not None and model._stem.cache is None

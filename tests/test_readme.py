@@ -3,7 +3,7 @@ file and run with ``python file.py`` in a subprocess, as a user would (a script'
 what worker processes import again, so exec() in the test process would hide a missing guard).
 
 They run in a scratch folder laid out like a checkout after the quick start: ``configs/`` (the
-repository's), ``work_dirs/ra_miqa_mini/best_SRCC_iter_60.pth`` (the demo model with random
+repository's), ``work_dirs/ra_miqa_mini/best_SRCC_iter_<max_iters>.pth`` (the demo model with random
 weights: the examples test the API, not the model), real photos (``photo.jpg``,
 ``photos/*.jpg``) and a short MP4 (``clip.mp4``). The camera example is documented only.
 """
@@ -46,7 +46,7 @@ def checkout(tmp_path_factory):
     cfg.merge_from_dict({'model.pretrained': False})
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
-    ckpt = root / 'work_dirs' / 'ra_miqa_mini' / 'best_SRCC_iter_60.pth'
+    ckpt = root / 'work_dirs' / 'ra_miqa_mini' / f'best_SRCC_iter_{cfg.max_iters}.pth'  # as training names it
     ckpt.parent.mkdir(parents=True)
     torch.save({'state_dict': model.state_dict()}, ckpt)
     photos = [data.astronaut(), data.chelsea(), data.coffee()]

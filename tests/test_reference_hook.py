@@ -40,6 +40,9 @@ def test_table_rows_intervals_and_differences(table_run):
             assert iv['low'] <= iv['value'] <= iv['high'] or np.isclose(iv['low'], iv['high'])
     assert f'{model} - max(PSNR, SSIM)' in summary['differences']
     assert 'SRCC difference' in out and (work / 'reference_table.md').is_file()
+    # 3 val photos: the table says loudly that it is not evidence (default min_photos=60)
+    assert 'ONLY 3 VAL PHOTOS (fewer than 60)' in out
+    assert 'not evidence' in (work / 'reference_table.md').read_text()
 
     # PSNR's SRCC against an independent computation (scikit-image) on the same val images
     ds = MIQDDataset(tree['root'], task='cls', split='val', split_file='official', cache_dir=False)

@@ -205,7 +205,8 @@ def collate(items: Sequence[Mapping[str, Any]]) -> Dict[str, Any]:
 # ----------------------------------------------------------------------------------- checkpoints
 def _inference_model_cfg(model_cfg: Mapping) -> dict:
     """The model cfg with every ``pretrained`` switch off (the checkpoint brings all weights) and
-    no region-token cache (each image at inference is new; the cache would only grow)."""
+    no feature cache (region tokens, frozen stem: each image at inference is new; a cache would
+    only grow)."""
     def off(cfg: Any) -> Any:
         if isinstance(cfg, Mapping):
             return {k: False if k == 'pretrained' else off(v) for k, v in cfg.items()}
@@ -214,6 +215,8 @@ def _inference_model_cfg(model_cfg: Mapping) -> dict:
     cfg = off(model_cfg)
     if 'region_cache' in cfg:
         cfg['region_cache'] = False
+    if isinstance(cfg.get('backbone'), Mapping) and 'stem_cache' in cfg['backbone']:
+        cfg['backbone'] = dict(cfg['backbone'], stem_cache=False)
     return cfg
 
 

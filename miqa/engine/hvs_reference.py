@@ -22,6 +22,7 @@ scores of every row to ``<out_name>_predictions.csv``.
 import csv
 import io
 import json
+import logging
 import os
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -56,18 +57,21 @@ class HVSReferenceHook(Hook):
             :func:`miqa.hvs.benchmark.default_cache_dir`; a rerun only correlates).
         n_resamples: bootstrap resamples (0: no intervals, plain values).
         out_name: stem of the files written into the work dir.
+        min_photos: below this many val photos the table is printed with a warning that it is
+            not evidence (60: the main job's target; a machine without the Debian photo
+            packages has about 10).
     """
 
     priority = 'LOWEST'
 
     def __init__(self, fit: str = 'linear', metrics: Sequence[str] = REFERENCES,
                  hvs_set: Sequence[str] = HVS_SET, cache_dir: Optional[str] = None, n_resamples: int = 2000,
-                 out_name: str = 'reference_table') -> None:
+                 out_name: str = 'reference_table', min_photos: int = 60) -> None:
         for name in metrics:
             SCORERS.get(name)  # an unknown name: KeyError with did-you-mean, at start-up
         self.fit, self.metrics, self.cache_dir = fit, tuple(metrics), cache_dir
         self.hvs_set = tuple(m for m in hvs_set if m in self.metrics)
-        self.n_resamples, self.out_name = int(n_resamples), out_name
+        self.n_resamples, self.out_name, self.min_photos = int(n_resamples), out_name, int(min_photos)
         self.best: Optional[Dict[str, Any]] = None
 
     def after_val_epoch(self, runner, metrics: Optional[Dict[str, float]] = None) -> None:
@@ -113,7 +117,12 @@ class HVSReferenceHook(Hook):
         title = (f'val: {len(keep)} images of {result.n_groups} photos, labels: {label}; '
                  f'PLCC/RMSE after a {self.fit or "no"} fit; {len(infos) - len(keep)} unusable left out')
         table = interval_table(result, title)
-        print_log('\n' + table, logger='current')
+        if result.n_groups < self.min_photos:
+            table += (f'\n\n*** ONLY {result.n_groups} VAL PHOTOS (fewer than {self.min_photos}): the intervals are '
+                      'wide and this table is not evidence either way. Install the photo packages '
+                      '(`make photos`) and rebuild the database for the full set. ***')
+        print_log('\n' + table, logger='current',
+                  level=logging.WARNING if result.n_groups < self.min_photos else logging.INFO)
         atomic_write_text(os.path.join(runner.work_dir, f'{self.out_name}.md'), table + '\n')
         summary = dict(label_type=label, fit=self.fit, num_images=int(len(keep)), num_photos=result.n_groups,
                        rows={n: {m: iv._asdict() for m, iv in row.items()} for n, row in result.rows.items()},
