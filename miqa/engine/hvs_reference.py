@@ -119,8 +119,8 @@ class HVSReferenceHook(Hook):
         table = interval_table(result, title)
         if result.n_groups < self.min_photos:
             table += (f'\n\n*** ONLY {result.n_groups} VAL PHOTOS (fewer than {self.min_photos}): the '
-                      'intervals are wide and this table is not evidence either way. Install the photo packages '
-                      '(`make photos`) and rebuild the database for the full set. ***')
+                      'intervals are wide and this table is not evidence either way. Install the photo '
+                      'packages (`make photos`) and rebuild the database for the full set. ***')
         print_log('\n' + table, logger='current',
                   level=logging.WARNING if result.n_groups < self.min_photos else logging.INFO)
         atomic_write_text(os.path.join(runner.work_dir, f'{self.out_name}.md'), table + '\n')
