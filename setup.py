@@ -28,7 +28,7 @@ setup(
     extras_require={
         'dev': ['pytest==9.2.0', 'pytest-cov==7.1.0', 'ruff==0.17.6', 'pre-commit==4.7.0',
                 'scikit-image==0.26.0', 'import-linter==2.16'],  # lint-imports: the layers of .importlinter
-        # tools/export.py --format onnx (torch.export-based exporter) and its onnxruntime parity check
+        # miqa export --format onnx (torch.export-based exporter) and its onnxruntime parity check
         'export': ['onnx==1.23.2', 'onnxscript==0.7.2', 'onnxruntime==1.32.0'],
     },
     package_data={'miqa': ['evaluation/paper/*.csv', 'evaluation/paper/*.md', 'database/data/*.csv',

@@ -4,6 +4,7 @@
     miqa assess PATH... --config CFG.py --checkpoint CKPT.pth      # your own trained model
     miqa video VIDEO [--every-n N --max-frames N --save-dir DIR --annotate]
     miqa models [--task cls] [--label composite] [--markdown | --json]
+    miqa export CONFIG CHECKPOINT [--format torchscript|onnx --out FILE]   # TorchScript / ONNX artefact
 
 Published weights are cached in ``$MIQA_HOME/weights`` (default ``~/.cache/miqa/weights``) and
 downloaded on first use unless ``MIQA_OFFLINE=1``.
@@ -17,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from miqa.apis import export as export_options
 from miqa.version import __version__
 from miqa.vocab import IMAGE_EXTENSIONS, LABEL_TYPES, TASKS
 
@@ -54,10 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
         epilog='Examples:\n  miqa assess photo.jpg frames/ --json\n'
                '  miqa assess img.png --config configs/demo/ra_miqa_mini.py '
                '--checkpoint work_dirs/ra_miqa_mini/best_SRCC_iter_60.pth\n'
-               '  miqa video clip.mp4 --every-n 5 --save-dir out/\n  miqa models --task det',
+               '  miqa video clip.mp4 --every-n 5 --save-dir out/\n  miqa models --task det\n'
+               '  miqa export configs/demo/ra_miqa_mini.py work_dirs/ra_miqa_mini/best.pth --format onnx',
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--version', action='version', version=f'miqa {__version__}')
-    sub = parser.add_subparsers(dest='command', metavar='{assess,video,models}')
+    sub = parser.add_subparsers(dest='command', metavar='{assess,video,models,export}')
     sub.required = True
 
     p = sub.add_parser('assess', help='score image files or folders',
@@ -105,6 +108,14 @@ def build_parser() -> argparse.ArgumentParser:
     fmt.add_argument('--json', action='store_true', help='JSON list')
     fmt.add_argument('--markdown', action='store_true', help='the README table (per label type)')
     p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser('export', help='export a model to TorchScript or ONNX (with a parity check)',
+                       description='Export the score function of a trained model (normalisation included) '
+                                   'and check the saved artefact against PyTorch; exit status 1 (nothing '
+                                   'written) when they differ by more than --atol.',
+                       epilog=export_options.EPILOG)
+    export_options.add_arguments(p)
+    p.set_defaults(func=cmd_export)
     return parser
 
 
@@ -196,6 +207,12 @@ def cmd_models(args: argparse.Namespace, out) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace, out) -> int:
+    return export_options.export_model(args.config, args.checkpoint, format=args.format, out=args.out,
+                                       overwrite=args.overwrite, input_range=args.input_range,
+                                       atol=args.atol, opset=args.opset, stdout=out)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     out = sys.stdout
@@ -205,7 +222,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except BrokenPipeError:  # e.g. `miqa models | head`
         sys.stdout = open(os.devnull, 'w')
         return 0
-    except (OSError, ValueError, KeyError, TypeError) as err:
+    except (OSError, ValueError, KeyError, TypeError, ImportError) as err:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
         print(f'miqa {args.command}: error: {msg}', file=sys.stderr)
         return 2

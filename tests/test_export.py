@@ -1,8 +1,10 @@
-"""tools/export.py: the TorchScript (and, when installed, ONNX) artefact scores a real photo as
-MIQAModel does, takes the documented inputs, has a dynamic batch axis; a wrong normalisation
-fails the parity check and writes nothing; an existing output is never replaced silently."""
-import importlib.util
+"""``miqa export`` (miqa.apis.export; tools/export.py wraps it): the TorchScript (and, when
+installed, ONNX) artefact scores a real photo as MIQAModel does, takes the documented inputs, has a
+dynamic batch axis; a wrong normalisation fails the parity check and writes nothing; an existing
+output is never replaced silently."""
 import json
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -12,19 +14,10 @@ import pytest
 import torch
 from skimage import data as skdata
 
+from miqa.apis import export, exporters
+from miqa.cli import main as cli
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location('miqa_export_tool', ROOT / 'tools' / 'export.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope='module')
-def tool():
-    return load_tool()
 
 
 @pytest.fixture(scope='module')
@@ -50,10 +43,10 @@ def photos(tiny):
     return np.array([iqa.assess(b) for b in bgr]), batch
 
 
-def test_torchscript_artefact_scores_like_the_model(tool, tiny, photos, tmp_path, capsys):
+def test_torchscript_artefact_scores_like_the_model(tiny, photos, tmp_path, capsys):
     cfg, ckpt, _ = tiny
     out = tmp_path / 'tiny.pt'
-    assert tool.main([str(cfg), str(ckpt), '--format', 'torchscript', '--out', str(out)]) == 0
+    assert cli(['export', str(cfg), str(ckpt), '--format', 'torchscript', '--out', str(out)]) == 0
     assert 'tolerance' in capsys.readouterr().out
     extra = {'miqa.json': ''}
     with warnings.catch_warnings():
@@ -71,50 +64,59 @@ def test_torchscript_artefact_scores_like_the_model(tool, tiny, photos, tmp_path
     np.testing.assert_allclose(three, expected[[0, 1, 0]], atol=1e-4)
 
 
-def test_existing_output_is_never_replaced_silently(tool, tiny, tmp_path, capsys):
+def test_existing_output_is_never_replaced_silently(tiny, tmp_path, capsys):
     cfg, ckpt, _ = tiny
     out = tmp_path / 'taken.pt'
     out.write_bytes(b'precious')
-    with pytest.raises(SystemExit) as exc:
-        tool.main([str(cfg), str(ckpt), '--out', str(out)])
-    assert exc.value.code == 2 and 'exists' in capsys.readouterr().err
+    assert cli(['export', str(cfg), str(ckpt), '--out', str(out)]) == 2
+    assert 'exists' in capsys.readouterr().err
     assert out.read_bytes() == b'precious'
     # the default output is the checkpoint path with the format's suffix
     default = ckpt.with_suffix('.pt')
     if not default.exists():
-        assert tool.main([str(cfg), str(ckpt)]) == 0
-    with pytest.raises(SystemExit):
-        tool.main([str(cfg), str(ckpt)])
-    assert tool.main([str(cfg), str(ckpt), '--out', str(out), '--overwrite']) == 0
+        assert cli(['export', str(cfg), str(ckpt)]) == 0
+    with pytest.raises(FileExistsError):
+        export.export_model(str(cfg), str(ckpt))
+    assert cli(['export', str(cfg), str(ckpt), '--out', str(out), '--overwrite']) == 0
     assert out.read_bytes()[:2] == b'PK'  # a TorchScript zip archive
 
 
-def test_wrong_normalisation_fails_parity_and_writes_nothing(tool, tiny, tmp_path, monkeypatch):
+def test_tool_refuses_a_taken_output_before_loading_anything(tmp_path):
+    """tools/export.py takes the options of ``miqa export``; a taken --out is a usage error."""
+    out = tmp_path / 'taken.pt'
+    out.write_bytes(b'precious')
+    proc = subprocess.run([sys.executable, str(ROOT / 'tools' / 'export.py'), 'cfg.py', 'ckpt.pth',
+                           '--out', str(out)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and 'exists' in proc.stderr and '--overwrite' in proc.stderr
+    assert out.read_bytes() == b'precious'
+
+
+def test_wrong_normalisation_fails_parity_and_writes_nothing(tiny, tmp_path, monkeypatch):
     cfg, ckpt, _ = tiny
-    monkeypatch.setitem(tool.INPUT_SCALE, 'uint8', 256.0)  # a plausible bug: x / 256 instead of / 255
+    monkeypatch.setitem(export.INPUT_SCALE, 'uint8', 256.0)  # a plausible bug: x / 256 instead of / 255
     out = tmp_path / 'bad.pt'
-    assert tool.main([str(cfg), str(ckpt), '--out', str(out)]) == 1
+    assert export.export_model(str(cfg), str(ckpt), out=str(out)) == 1
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
-def test_parity_measures_the_difference(tool, tiny):
+def test_parity_measures_the_difference(tiny):
     iqa = tiny[2]
-    shapes = tool.input_shapes(iqa)
+    shapes = exporters.input_shapes(iqa)
     assert shapes == dict(inputs=(3, 224, 224), region_inputs=(3, 288, 288))
 
     def off_by_a_bit(x):
         return iqa.predict_batch(dict(x)) + 0.01
-    assert tool.parity(off_by_a_bit, iqa, shapes, 'uint8') == pytest.approx(0.01, abs=1e-6)
+    assert exporters.parity(off_by_a_bit, iqa, shapes, 'uint8') == pytest.approx(0.01, abs=1e-6)
 
 
 @pytest.mark.slow  # torch.export-based ONNX export: ~10 s on an idle core, 35 s on busy shared ones
-def test_onnx_artefact_scores_like_the_model(tool, tiny, photos, tmp_path):
+def test_onnx_artefact_scores_like_the_model(tiny, photos, tmp_path):
     ort = pytest.importorskip('onnxruntime')
     pytest.importorskip('onnxscript')
     cfg, ckpt, _ = tiny
     out = tmp_path / 'tiny.onnx'
-    args = [str(cfg), str(ckpt), '--format', 'onnx', '--input-range', 'unit', '--out', str(out)]
-    assert tool.main(args) == 0
+    args = ['export', str(cfg), str(ckpt), '--format', 'onnx', '--input-range', 'unit', '--out', str(out)]
+    assert cli(args) == 0
     session = ort.InferenceSession(str(out), providers=['CPUExecutionProvider'])
     assert [i.name for i in session.get_inputs()] == ['inputs', 'region_inputs']
     meta = json.loads(session.get_modelmeta().custom_metadata_map['miqa'])
