@@ -1,9 +1,27 @@
 """Install miqa: ``pip install -r requirements.txt && pip install -e ".[dev]"``."""
+import shutil
 from pathlib import Path
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).parent
+
+
+class BuildWithConfigs(build_py):
+    """``build_py`` that also copies ``configs/`` into the built package as ``miqa/.mim/configs``
+    (as mmpretrain ships ``.mim/configs``), so a non-editable install finds the configs by name;
+    an editable install reads the repository's (``miqa.utils.paths.configs_dir``). Nothing is
+    written to the source tree, so git holds the configs once."""
+
+    def run(self):
+        super().run()
+        if getattr(self, 'editable_mode', False):
+            return
+        target = Path(self.build_lib) / 'miqa' / '.mim' / 'configs'
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(HERE / 'configs', target,
+                        ignore=shutil.ignore_patterns('__pycache__', '*.py[cod]'))
 
 
 def read_requirements(path: Path) -> list:
@@ -33,6 +51,7 @@ setup(
     },
     package_data={'miqa': ['evaluation/paper/*.csv', 'evaluation/paper/*.md', 'database/data/*.csv',
                            'database/data/*.txt', 'apis/model_zoo.csv']},
+    cmdclass={'build_py': BuildWithConfigs},
     entry_points={'console_scripts': ['miqa=miqa.cli:main']},
     classifiers=[
         'Programming Language :: Python :: 3',

@@ -28,7 +28,7 @@ from miqa.vocab import TASKS
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Test a miqa model on an MIQD split')
-    parser.add_argument('config')
+    parser.add_argument('config', help='config file or packaged config name (e.g. ra_miqa_cls)')
     parser.add_argument('checkpoint', help='a checkpoint from tools/train.py or tools/convert_checkpoint.py')
     parser.add_argument('--task', choices=TASKS, help='evaluate on this task (cross-task)')
     parser.add_argument('--label', choices=['composite', 'consistency', 'accuracy'],

@@ -15,7 +15,8 @@ from miqa.utils.config import load_config, parse_runner_args
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Train a miqa model with mmengine')
-    parser.add_argument('config', help='config file, e.g. configs/ra_miqa_cls.py')
+    parser.add_argument('config', help='config file or packaged config name, e.g. configs/ra_miqa_cls.py '
+                                           'or ra_miqa_cls')
     parser.add_argument('--resume', nargs='?', const='auto', default=None, metavar='auto|PATH',
                         help="resume training: 'auto' (the default when the flag is bare) takes the "
                              'latest checkpoint in the work dir; or a checkpoint path')

@@ -44,6 +44,7 @@ from PIL import Image
 from miqa.datasets.transforms import read_rgb
 from miqa.models.weights import load_model_weights
 from miqa.registry import MODELS, TRANSFORMS
+from miqa.utils.paths import resolve_config
 
 from . import zoo
 
@@ -281,7 +282,7 @@ class MIQAModel:
             if checkpoint is None:
                 checkpoint = zoo.fetch_weights(self.entry, sha256=sha256, download=download)
         else:
-            self.cfg = config if isinstance(config, Config) else Config.fromfile(os.fspath(config))
+            self.cfg = config if isinstance(config, Config) else Config.fromfile(resolve_config(config))
             if checkpoint is None:
                 raise ValueError('config= needs checkpoint= (a file saved by tools/train.py, e.g. '
                                  'work_dirs/<config>/best_SRCC_*.pth); checkpoint=False builds random '

@@ -4,7 +4,7 @@ One row per released model (the authors' checkpoints, ``official_checkpoints.csv
 ``name`` (``ra-miqa``, ``resnet18``, ``resnet50``, ``efficientnet-b1``, ``efficientnet-b5``,
 ``vit-small``), ``task`` (``cls``/``det``/``ins``), ``label`` (``composite``/``consistency``/
 ``accuracy``), ``arch`` (the converter key of :data:`miqa.models.converters.CONVERSIONS`),
-``method`` (as the paper prints it), ``config`` (the leaf config, relative to the repository),
+``method`` (as the paper prints it), ``config`` (the leaf config, ``configs/...``; shipped with the package),
 ``file`` (local file name), ``url``, ``sha256`` (empty: the authors publish none) and the
 paper's ``srcc``/``plcc`` on MIQD-2.5M val (Table 1 for composite labels, the
 accuracy/consistency table otherwise; empty where the paper reports none). The same file drives
@@ -46,10 +46,10 @@ from miqa.models.weights import (
     trust_on_first_use,
     weights_dir,
 )
+from miqa.utils.paths import resolve_config
 from miqa.vocab import LABEL_TYPES, TASK_TITLES, TASKS
 
 ZOO_FILE = Path(__file__).with_name('model_zoo.csv')
-REPO_ROOT = Path(__file__).resolve().parents[2]
 OFFLINE_ENV = 'MIQA_OFFLINE'
 
 Transport = Callable[[str, IO[bytes], bool], None]
@@ -76,14 +76,11 @@ class ZooEntry:
         return self.name, self.task, self.label
 
     def config_path(self) -> Path:
-        """The leaf config (``configs/...`` of the repository); raises naming it when missing."""
-        path = Path(self.config)
-        path = path if path.is_absolute() else REPO_ROOT / path
-        if not path.is_file():
-            raise FileNotFoundError(
-                f'config {self.config} of model {"/".join(self.key)} not found at {path}. The zoo reads the '
-                'configs/ folder of the repository: install miqa from a checkout (pip install -e .)')
-        return path
+        """The leaf config (``configs/...``, installed with the package); raises naming it when missing."""
+        try:
+            return Path(resolve_config(self.config))
+        except FileNotFoundError as err:
+            raise FileNotFoundError(f'config {self.config} of model {"/".join(self.key)}: {err}') from None
 
     def weight_path(self) -> Path:
         return weights_dir() / self.file

@@ -12,11 +12,12 @@ parameters and every available source finished, and return at once (cached).
 import logging
 import os
 import time
-from pathlib import Path
 from typing import Mapping, Optional, Union
 
 from mmengine.config import Config, ConfigDict
 from mmengine.logging import print_log
+
+from miqa.utils.paths import resolve_config
 
 from .builder import (
     BuildConflict,
@@ -31,16 +32,14 @@ from .builder import (
 
 #: Keys of the ``database`` dict besides ``build_config``.
 ENSURE_KEYS = ('out_root', 'workers', 'cfg_options')
-_REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _find_config(path: Union[str, os.PathLike]) -> str:
-    """``path`` as given (relative to the working directory), else relative to the repository."""
-    candidates = [Path(path).expanduser(), _REPO_ROOT / path]
-    for candidate in candidates:
-        if candidate.is_file():
-            return str(candidate)
-    raise FileNotFoundError(f'build config not found: {path} (looked in {os.getcwd()} and {_REPO_ROOT})')
+    """``path`` as given (relative to the working directory), else a packaged build config."""
+    try:
+        return resolve_config(path)
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f'build config not found: {err}') from None
 
 
 def load_build_config(spec: Union[str, os.PathLike, Mapping, Config]) -> Config:

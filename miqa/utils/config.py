@@ -112,8 +112,10 @@ def parse_runner_args(parser: argparse.ArgumentParser, argv: Optional[Sequence[s
 
 def load_config(args, **overrides) -> Config:
     """``Config.fromfile`` + ``--cfg-options`` + launcher + work dir (default
-    ``work_dirs/<config name>``) + :func:`apply_overrides` (``--data-root`` and ``overrides``)."""
-    cfg = Config.fromfile(args.config)
+    ``work_dirs/<config name>``) + :func:`apply_overrides` (``--data-root`` and ``overrides``).
+    ``args.config`` is a path or a packaged config's name (:func:`miqa.utils.paths.resolve_config`)."""
+    from miqa.utils.paths import resolve_config
+    cfg = Config.fromfile(resolve_config(args.config))
     cfg.merge_from_dict(args.cfg_options)
     cfg.launcher = args.launcher
     work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
