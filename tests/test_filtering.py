@@ -1,8 +1,7 @@
 """The filtering experiment: curve functions, COCO AP on subsets, machine output cache, ground truth
-and ``tools/filter_eval.py`` end to end on the fixture tree."""
+and ``miqa.analysis.filter_eval`` (``tools/filter_eval.py``) end to end on the fixture tree."""
 import contextlib
 import csv
-import importlib.util
 import io
 import json
 import math
@@ -16,6 +15,7 @@ import torch
 from torch import nn
 
 from miqa.analysis import downstream
+from miqa.analysis.filter_eval import filter_eval
 from miqa.analysis.filtering import (
     CocoSubsetAP,
     ascending,
@@ -32,15 +32,6 @@ from miqa.analysis.filtering import (
 from miqa.database.machines import ClassifierMachine, DetectorAdapter
 from miqa.database.sources import imagenet_classes
 from miqa.registry import MACHINES
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(f'tool_{name}', ROOT / 'tools' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 # ---------------------------------------------------------------- curve functions
@@ -319,7 +310,7 @@ def test_cls_ground_truth_sources(miqd_root, tmp_path):
         downstream.cls_ground_truth(['a', 'b'], db)
 
 
-# ---------------------------------------------------------------- the tool end to end
+# ---------------------------------------------------------------- the experiment end to end
 def write_predictions(path: Path, rows) -> None:
     with open(path, 'w', newline='') as f:
         writer = csv.writer(f)
@@ -332,8 +323,7 @@ def all_images(tree: dict, task: str):
     return sorted(str(p) for src in tree[task]['src_ids'] for p in (layout.images / src).glob('*.png'))
 
 
-def test_filter_eval_tool_cls(miqd_root, tmp_path):
-    tool = load_tool('filter_eval')
+def test_filter_eval_cls(miqd_root, tmp_path):
     images = all_images(miqd_root, 'cls')
     out = tmp_path / 'out'
     # the machine's own correctness as label: the oracle drops the wrong answers first
@@ -350,9 +340,8 @@ def test_filter_eval_tool_cls(miqd_root, tmp_path):
     write_predictions(tmp_path / 'bad.csv', [(p, rng.random(), y, p != images[0]) for p, y in pairs])
     calls = RedGreenClassifier.calls
     with contextlib.redirect_stdout(io.StringIO()) as printed:
-        result = tool.main(['--pred', f'good={tmp_path / "good.csv"}', '--pred', str(tmp_path / 'bad.csv'),
-                            '--machine', 'RedGreenClassifier', '--out-dir', str(out),
-                            '--random-repeats', '10', '--no-progress'])
+        result = filter_eval([f'good={tmp_path / "good.csv"}', str(tmp_path / 'bad.csv')],
+                             ['RedGreenClassifier'], out_dir=str(out), random_repeats=10, progress=False)
     assert RedGreenClassifier.calls == calls  # every output came from the cache
     assert result['num_images'] == len(images) - 1  # the image flagged invalid in bad.csv is left out
     assert result['models'] == ['good', 'bad'] and result['metrics'] == ['top1', 'top5']
@@ -372,21 +361,19 @@ def test_filter_eval_tool_cls(miqd_root, tmp_path):
     assert '| redgreen | oracle |' in printed.getvalue()
     # a second run never overwrites the first
     with contextlib.redirect_stdout(io.StringIO()):
-        tool.main(['--pred', str(tmp_path / 'good.csv'), '--machine', 'RedGreenClassifier',
-                   '--out-dir', str(out), '--random-repeats', '2', '--no-progress',
-                   '--fractions', '0', '0.5'])
+        filter_eval([str(tmp_path / 'good.csv')], ['RedGreenClassifier'], out_dir=str(out), random_repeats=2,
+                    progress=False, fractions=[0, 0.5])
     assert json.loads(stem.with_suffix('.json').read_text()) == saved
     assert len(list(out.glob('filter_cls_*.json'))) == 1
 
 
-def test_filter_eval_tool_det(miqd_root, tmp_path):
-    tool = load_tool('filter_eval')
+def test_filter_eval_det(miqd_root, tmp_path):
     images = all_images(miqd_root, 'det')
     rng = np.random.default_rng(1)
     write_predictions(tmp_path / 'p.csv', [(p, rng.random(), rng.random(), True) for p in images])
     with contextlib.redirect_stdout(io.StringIO()):
-        result = tool.main(['--pred', f'model={tmp_path / "p.csv"}', '--machine', 'FixedDetector:det',
-                            '--out-dir', str(tmp_path / 'out'), '--random-repeats', '3', '--no-progress'])
+        result = filter_eval([f'model={tmp_path / "p.csv"}'], ['FixedDetector:det'],
+                             out_dir=str(tmp_path / 'out'), random_repeats=3, progress=False)
     assert result['task'] == 'det' and result['metrics'] == ['AP', 'AP50', 'AP75']
     curves = result['curves']['fixed_det']
     start = {r: curves[r]['AP75'][0] for r in ('model', 'oracle')}
@@ -394,14 +381,13 @@ def test_filter_eval_tool_det(miqd_root, tmp_path):
     assert all(0 <= v <= 1 for r in ('model', 'oracle') for v in curves[r]['AP'] if v is not None)
     assert (tmp_path / 'out' / 'filter_det_AP75.png').stat().st_size > 0
     with pytest.raises(ValueError, match='one task at a time'):
-        tool.main(['--pred', str(tmp_path / 'p.csv'), '--machine', 'FixedDetector:det', '--task', 'cls'])
+        filter_eval([str(tmp_path / 'p.csv')], ['FixedDetector:det'], task='cls')
 
 
 def test_filter_eval_det_annotated_only(miqd_root, tmp_path):
     """--annotated-only keeps the images of sources with an annotated object: a source without
     boxes, or with only an ignore (crowd) region, is left out (MIQD-mini-det's consistency-only
     sources, whose pseudo ground truth is empty)."""
-    tool = load_tool('filter_eval')
     images = all_images(miqd_root, 'det')
     coco = json.loads(Path(miqd_root['coco']).read_text())
     src_ids = sorted(miqd_root['det']['src_ids'])
@@ -412,14 +398,14 @@ def test_filter_eval_det_annotated_only(miqd_root, tmp_path):
     (tmp_path / 'coco.json').write_text(json.dumps(dict(coco, annotations=anns)))
     rng = np.random.default_rng(2)
     write_predictions(tmp_path / 'p.csv', [(p, rng.random(), rng.random(), True) for p in images])
-    args = ['--pred', f'model={tmp_path / "p.csv"}', '--machine', 'FixedDetector:det',
-            '--random-repeats', '2', '--annotations', str(tmp_path / 'coco.json'), '--no-progress']
+    args = dict(preds=[f'model={tmp_path / "p.csv"}'], machines=['FixedDetector:det'], random_repeats=2,
+                annotations=str(tmp_path / 'coco.json'), progress=False)
     with contextlib.redirect_stdout(io.StringIO()):
-        result = tool.main(args + ['--annotated-only', '--out-dir', str(tmp_path / 'out')])
-        everything = tool.main(args + ['--out-dir', str(tmp_path / 'all')])
+        result = filter_eval(**args, annotated_only=True, out_dir=str(tmp_path / 'out'))
+        everything = filter_eval(**args, out_dir=str(tmp_path / 'all'))
     expected = [p for p in images if Path(p).parent.name == src_ids[0]]
     assert expected and result['num_images'] == len(expected) and result['annotated_only']
     assert everything['num_images'] == len(images) and not everything['annotated_only']
     with pytest.raises(ValueError, match='det/ins'):
-        tool.main(['--pred', f'model={tmp_path / "p.csv"}', '--machine', 'RedGreenClassifier',
-                   '--annotated-only', '--out-dir', str(tmp_path / 'cls')])
+        filter_eval([f'model={tmp_path / "p.csv"}'], ['RedGreenClassifier'], annotated_only=True,
+                    out_dir=str(tmp_path / 'cls'))

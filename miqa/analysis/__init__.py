@@ -4,7 +4,8 @@
 * :mod:`.filtering` -- filtering curves (model / oracle / random rankings), COCO AP on subsets;
 * :mod:`.downstream` -- downstream machines run once per image with an output cache, ground truth;
 * :mod:`.breakdown` -- SRCC/PLCC/KRCC/RMSE per distortion, region type and level;
-* :mod:`.plots` -- the PNGs (matplotlib Agg).
+* :mod:`.plots` -- the PNGs (matplotlib Agg);
+* :mod:`.filter_eval` -- the filtering experiment end to end (``tools/filter_eval.py``).
 
 The command-line tools are ``tools/filter_eval.py`` and ``tools/analyze.py``.
 """
