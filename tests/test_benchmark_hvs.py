@@ -1,8 +1,8 @@
-"""tools/benchmark_hvs.py and miqa.hvs.benchmark on the fixture tree: rows, cache reuse, resume."""
+"""miqa.hvs.benchmark (``tools/benchmark_hvs.py``) and miqa.analysis.report (``tools/report.py``) on
+the fixture tree: rows, cache reuse, resume."""
 import csv
 import json
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,15 +10,13 @@ import pytest
 import torch
 from scipy import stats
 
+from miqa.analysis.report import combine, read_rows
 from miqa.datasets.transforms import read_rgb
 from miqa.hvs import build_scorer
-from miqa.hvs.benchmark import ScoreCache, score_split
+from miqa.hvs.benchmark import ScoreCache, benchmark_hvs, evaluate, load_split, score_split
 from miqa.hvs.classic import PSNR
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / 'tools'))
-import benchmark_hvs  # noqa: E402
-import report  # noqa: E402
 
 
 def tree_config(tmp_path: Path, data_root: str) -> str:
@@ -34,15 +32,14 @@ def tree(make_tree):
 
 def _infos(tree):
     cfg = tree_config(Path(tree['root']), str(tree['root']))
-    args = benchmark_hvs.parse_args([cfg])
-    return benchmark_hvs.load_split(args)
+    return load_split(cfg)
 
 
 def test_rows_breakdown_and_paper(tree, tmp_path, capsys):
     cfg = tree_config(tmp_path, str(tree['root']))
     out = tmp_path / 'out'
-    summary = benchmark_hvs.main([cfg, '--metrics', 'PSNR', 'SSIM', 'LPIPS', '--out-dir', str(out),
-                                  '--workers', '0', '--no-progress', '--paper'])
+    summary = benchmark_hvs(cfg, ['PSNR', 'SSIM', 'LPIPS'], out_dir=str(out), workers=0, progress=False,
+                            paper=True)
     printed = capsys.readouterr().out
     rows = summary['rows']
     assert rows['PSNR']['status'] == rows['SSIM']['status'] == 'ok'
@@ -72,15 +69,14 @@ def test_rows_breakdown_and_paper(tree, tmp_path, capsys):
 def test_rerun_reuses_cache(tree, tmp_path):
     cfg = tree_config(tmp_path, str(tree['root']))
     out = tmp_path / 'out'
-    args = [cfg, '--metrics', 'PSNR', '--out-dir', str(out), '--workers', '0', '--no-progress',
-            '--cache-dir', str(tmp_path / 'cache')]
-    first = benchmark_hvs.main(args)
+    args = dict(out_dir=str(out), workers=0, progress=False, cache_dir=str(tmp_path / 'cache'))
+    first = benchmark_hvs(cfg, ['PSNR'], **args)
     cache = tmp_path / 'cache' / 'PSNR.csv'
     lines = cache.read_text().splitlines()
     # plant a value: a rerun that reads the cache reports it, one that recomputed would not
     key = lines[0].rsplit(',', 1)[0]
     cache.write_text('\n'.join([f'{key},12.5'] + lines[1:]) + '\n')
-    benchmark_hvs.main(args)
+    benchmark_hvs(cfg, ['PSNR'], **args)
     with open(out / 'PSNR_predictions.csv') as f:
         raw = [float(r['raw_score']) for r in csv.DictReader(f)]
     assert raw[0] == 12.5
@@ -136,19 +132,18 @@ def test_distance_sign_in_correlation(tree, tmp_path):
     class Distance(PSNR):
         lower_is_better = True
 
-    result = benchmark_hvs.evaluate(-labels, Distance(), infos, 'linear')
+    result = evaluate(-labels, Distance(), infos, 'linear')
     assert result['metrics']['SRCC'] == pytest.approx(1.0)
 
 
 def test_report_combines_hvs_and_model_rows(tree, tmp_path):
     cfg = tree_config(tmp_path, str(tree['root']))
     out = tmp_path / 'out'
-    benchmark_hvs.main([cfg, '--metrics', 'PSNR', 'LPIPS', '--out-dir', str(out), '--workers', '0',
-                        '--no-progress'])
+    benchmark_hvs(cfg, ['PSNR', 'LPIPS'], out_dir=str(out), workers=0, progress=False)
     model = tmp_path / 'test_model.json'
     model.write_text(json.dumps(dict(method='RA-MIQA', task='cls', label_type='composite',
                                      metrics=dict(SRCC=0.5, PLCC=0.6, KRCC=0.4, RMSE=0.2))))
-    table = report.main([str(out / 'hvs_results.json'), str(model), '--paper'])
+    table = combine([read_rows(str(out / 'hvs_results.json')), read_rows(str(model))], paper=True)
     lines = table.splitlines()
     psnr = next(i for i, line in enumerate(lines) if line.startswith('| PSNR |'))
     ra = next(i for i, line in enumerate(lines) if line.startswith('| RA-MIQA |'))
@@ -157,13 +152,13 @@ def test_report_combines_hvs_and_model_rows(tree, tmp_path):
     other = tmp_path / 'det.json'
     other.write_text(json.dumps(dict(method='X', task='det', label_type='composite', metrics={})))
     with pytest.raises(ValueError, match='mix tasks'):
-        report.main([str(out / 'hvs_results.json'), str(other)])
+        combine([read_rows(str(out / 'hvs_results.json')), read_rows(str(other))])
 
 
 def test_unknown_metric_did_you_mean(tree, tmp_path):
     cfg = tree_config(tmp_path, str(tree['root']))
     with pytest.raises(KeyError, match='PSNR'):
-        benchmark_hvs.main([cfg, '--metrics', 'PSRN', '--out-dir', str(tmp_path / 'o')])
+        benchmark_hvs(cfg, ['PSRN'], out_dir=str(tmp_path / 'o'))
 
 
 def test_reference_resized_to_distorted(tmp_path):

@@ -1,4 +1,5 @@
-"""Score every image of an MIQD split with HVS scorers, resumably (``tools/benchmark_hvs.py``).
+"""Score every image of an MIQD split with HVS scorers, resumably, and correlate the scores with
+the machine-quality labels (:func:`benchmark_hvs`; ``tools/benchmark_hvs.py`` is its command line).
 
 Per-image scores go to an append-only cache, one CSV per metric (``<cache_dir>/<METRIC>.csv``,
 rows ``key,score``; the key holds the relative image path with size and mtime of the image and
@@ -8,13 +9,26 @@ on reading. Images are decoded in DataLoader workers; the reference of a distort
 source image (spec §7), resized (``INTER_AREA``) to the distorted image's size when they differ,
 and both are warped to ``size x size`` when a size is given. Consecutive images of the same size
 (MIQD lists the 250 variants of a source together) are batched.
+
+:func:`benchmark_hvs` takes the split, task and label type from a config's test dataset (so HVS
+rows and the model rows of ``tools/test.py CONFIG CKPT`` describe the same images), scores it with
+:func:`score_split` and evaluates with the metric code and fit of ``tools/test.py``
+(:class:`~miqa.evaluation.IQAMetric`: overall, per distortion type, per region type) on
+quality-oriented scores: distances (LPIPS, DISTS) are negated. A metric whose weight files are
+missing is reported as skipped, with the file to obtain, and the others still run. It writes
+``hvs_results.{json,csv,md}`` and ``<METRIC>_predictions.csv`` (same columns as
+``tools/test.py``'s) to the out dir (default ``work_dirs/hvs_<database>_<task>_<label>_<split>``).
 """
 import csv
+import io
+import json
 import logging
 import math
 import os
+import os.path as osp
+import time
 from pathlib import Path
-from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -23,8 +37,14 @@ from mmengine.logging import print_log
 from torch.utils.data import DataLoader, Dataset
 
 from miqa.datasets.transforms import read_rgb
+from miqa.utils.io import write_result_text
+from miqa.vocab import METRIC_COLUMNS as COLUMNS
 
 from .base import HVSScorer
+
+#: the paper's HVS rows (spec §7), in its order
+PAPER_METRICS = ('PSNR', 'SSIM', 'VSI', 'LPIPS', 'DISTS', 'HyperIQA', 'MANIQA')
+RECORD_FIELDS = ('distortion', 'region', 'fg_level', 'bg_level', 'src_id', 'img_path')
 
 
 def default_cache_dir(data_root: str) -> str:
@@ -201,3 +221,148 @@ def _progress(total: int, enabled: bool):
         return None
     from tqdm import tqdm
     return tqdm(total=total, desc='HVS scores', unit='img', dynamic_ncols=True)
+
+
+# ---------------------------------------------------------------- the benchmark: split, scores, rows
+def load_split(config: str, task: Optional[str] = None, label: Optional[str] = None,
+               split: Optional[str] = None, split_dir: Optional[str] = None,
+               data_root: Optional[str] = None, fit: Optional[str] = None) -> Dict[str, Any]:
+    """The config's test dataset with the overrides: its sample infos and description."""
+    from mmengine.config import Config
+
+    from miqa.registry import DATASETS
+    from miqa.utils.config import apply_overrides, set_split_dir
+    from miqa.utils.paths import resolve_config
+
+    cfg = Config.fromfile(resolve_config(config))
+    apply_overrides(cfg, data_root=data_root)
+    dataset_cfg = cfg.test_dataloader.dataset
+    for key, value in (('task', task), ('label_type', label), ('split', split)):
+        if value:
+            dataset_cfg[key] = value
+    if split_dir:
+        set_split_dir(cfg, split_dir)
+    dataset_cfg = dict(dataset_cfg, pipeline=[], serialize_data=False)
+    dataset = DATASETS.build(dataset_cfg)
+    infos = [dataset.get_data_info(i) for i in range(len(dataset))]
+    fit = fit or cfg.get('test_evaluator', {}).get('fit', 'linear')
+    return dict(infos=infos, task=dataset.task, label=dataset.label_type, split=dataset.split,
+                data_root=dataset.data_root, split_file=str(dataset_cfg.get('split_file')),
+                fit=None if fit == 'none' else fit)
+
+
+def build_available(names: Sequence[str], device: str) -> Dict[str, Any]:
+    """Build each scorer; a missing weight file makes it ``skipped`` with the reason."""
+    from miqa.hvs import build_scorer
+    scorers, skipped = {}, {}
+    for name in names:
+        try:
+            scorers[name] = build_scorer(name).to(device).eval()
+        except FileNotFoundError as err:
+            skipped[name] = str(err)
+    return dict(scorers=scorers, skipped=skipped)
+
+
+def evaluate(scores, scorer: HVSScorer, infos: Sequence[Mapping], fit: Optional[str]) -> Dict[str, Any]:
+    """``IQAMetric`` (as ``tools/test.py``) on quality-oriented scores; and the per-image records."""
+    from miqa.evaluation import IQAMetric
+    quality = scorer.quality(torch.as_tensor(scores)).numpy()
+    metric = IQAMetric(fit=fit, breakdown=True)
+    records = []
+    for i, (info, q) in enumerate(zip(infos, quality)):
+        record = dict(pred_score=float(q), gt_score=float(info['gt_score']), sample_idx=i,
+                      **{k: info[k] for k in RECORD_FIELDS if info.get(k) is not None})
+        records.append(record)
+    metric.process(None, records)
+    metrics = metric.compute_metrics(metric.results)
+    for record, raw in zip(metric.last_predictions, scores):
+        record['raw_score'] = float(raw)
+    return dict(metrics=metrics, predictions=metric.last_predictions)
+
+
+def _row(name: str, values: Mapping[str, Any]) -> str:
+    cells = ' | '.join('n/a' if values.get(c) is None else f'{values[c]:.4f}' for c in COLUMNS)
+    return f'| {name} | {cells} |'
+
+
+def _csv_text(rows: List[Dict[str, Any]], fields: List[str]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields, extrasaction='ignore', lineterminator='\n')
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def benchmark_hvs(config: str, metrics: Sequence[str] = PAPER_METRICS, *, task: Optional[str] = None,
+                  label: Optional[str] = None, split: Optional[str] = None, split_dir: Optional[str] = None,
+                  data_root: Optional[str] = None, size: Optional[int] = None, batch_size: int = 16,
+                  workers: int = 2, fit: Optional[str] = None, device: str = 'cpu', paper: bool = False,
+                  out_dir: Optional[str] = None, cache_dir: Optional[str] = None,
+                  progress: bool = True) -> Dict[str, Any]:
+    """Score the config's test split with ``metrics`` and write the rows (module docstring).
+
+    ``task``, ``label``, ``split``, ``split_dir``, ``data_root`` override the config's test
+    dataset; ``size`` warps images and references to ``size x size``; ``fit`` is the mapping
+    before PLCC/RMSE (default: the config's, linear; ``'none'``); ``paper`` adds the paper's row
+    beside each result; ``cache_dir`` defaults to ``$MIQA_HOME/cache/scores/<db>``. Returns the
+    summary written to ``hvs_results.json``."""
+    from miqa.evaluation.iqa_metric import breakdown_table
+    from miqa.evaluation.reference import paper_row
+    from miqa.hvs import SCORERS
+    from miqa.utils import register_all_modules
+
+    register_all_modules()
+    metrics = list(metrics)
+    for name in metrics:
+        SCORERS.get(name)  # an unknown name raises KeyError with did-you-mean, before any work
+    data = load_split(config, task=task, label=label, split=split, split_dir=split_dir,
+                      data_root=data_root, fit=fit)
+    db = osp.basename(osp.normpath(data['data_root']))
+    out_dir = out_dir or osp.join('work_dirs', f'hvs_{db}_{data["task"]}_{data["label"]}_{data["split"]}')
+    built = build_available(metrics, device)
+    start = time.time()
+    scores = score_split(built['scorers'], data['infos'], cache_dir or default_cache_dir(data['data_root']),
+                         size=size, batch_size=batch_size, num_workers=workers, root=data['data_root'],
+                         progress=progress)
+    seconds = time.time() - start
+
+    rows: Dict[str, Dict[str, Any]] = {}
+    sections = []
+    for name in metrics:
+        if name in built['skipped']:
+            rows[name] = dict(status='skipped', reason=built['skipped'][name])
+            continue
+        result = evaluate(scores[name], built['scorers'][name], data['infos'], data['fit'])
+        values = result['metrics']
+        rows[name] = dict(status='ok', lower_is_better=built['scorers'][name].lower_is_better,
+                          **{c: values.get(c) for c in COLUMNS}, metrics=values)
+        fields = ['sample_idx', 'img_path', 'pred_score', 'raw_score', 'gt_score', *RECORD_FIELDS[:-1]]
+        write_result_text(osp.join(out_dir, f'{name}_predictions.csv'),
+                          _csv_text(result['predictions'], list(dict.fromkeys(fields))))
+        sections.append(f'### {name}\n\n{breakdown_table(values)}')
+
+    head = (f'HVS metrics on {db} {data["task"]} ({data["label"]} labels, {data["split"]} split, '
+            f'{len(data["infos"])} images); SRCC/KRCC: ranks; PLCC/RMSE after a {data["fit"] or "no"} fit; '
+            'distances negated')
+    table = ['| Method | ' + ' | '.join(COLUMNS) + ' |', '|:--|' + ':-:|' * len(COLUMNS)]
+    for name, row in rows.items():
+        if row['status'] != 'ok':
+            table.append(f'| {name} | ' + ' | '.join(['skipped'] * len(COLUMNS)) + ' |')
+            continue
+        table.append(_row(name, row))
+        reference = paper_row(name, data['task'], data['label']) if paper else None
+        if reference:
+            table.append(_row(f'{name} (paper, MIQD-2.5M)', reference))
+    skipped = [f'- {name} skipped: {row["reason"]}' for name, row in rows.items() if row['status'] != 'ok']
+    text = '\n'.join([head, '', *table, '', *skipped, '', *sections]) + '\n'
+    write_result_text(osp.join(out_dir, 'hvs_results.md'), text)
+    summary = dict(database=data['data_root'], task=data['task'], label_type=data['label'],
+                   split=data['split'], split_file=data['split_file'], fit=data['fit'],
+                   num_images=len(data['infos']), size=size, rows=rows)
+    write_result_text(osp.join(out_dir, 'hvs_results.json'), json.dumps(summary, indent=1))
+    flat = [dict(method=n, status=r['status'], **{c: r.get(c) for c in COLUMNS}) for n, r in rows.items()]
+    write_result_text(osp.join(out_dir, 'hvs_results.csv'), _csv_text(flat, ['method', 'status', *COLUMNS]))
+    print('\n'.join([head, '', *table, '', *skipped]))
+    print(f'\nscored in {seconds:.1f} s; written: {out_dir}/hvs_results.md, .json, .csv, '
+          '<METRIC>_predictions.csv')
+    return summary
