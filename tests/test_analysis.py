@@ -1,7 +1,7 @@
-"""Per-group correlations, prediction CSVs, plots and ``tools/analyze.py`` end to end."""
+"""Per-group correlations, prediction CSVs, plots and ``miqa.analysis.analyze`` (``tools/analyze.py``)
+end to end."""
 import contextlib
 import csv
-import importlib.util
 import io
 import math
 import re
@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from miqa.analysis.analyze import analyze
 from miqa.analysis.breakdown import breakdown, columns, compare, markdown, matrix, to_csv
 from miqa.analysis.plots import filtering_plot, heatmap, scatter
 from miqa.analysis.predictions import parse_named, read_predictions
@@ -141,14 +142,7 @@ def test_plots_are_written(tmp_path):
     assert Path(path).read_bytes().startswith(PNG) and Path(path).stat().st_size > 5000
 
 
-def load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(f'tool_{name}', ROOT / 'tools' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_analyze_tool_on_the_fixture_tree(miqd_root, tmp_path):
+def test_analyze_on_the_fixture_tree(miqd_root, tmp_path):
     """Prediction CSVs in tools/test.py's layout from the fixture tree's labels (label + noise)."""
     tree = miqd_root['cls']
     rng = np.random.default_rng(0)
@@ -160,12 +154,10 @@ def test_analyze_tool_on_the_fixture_tree(miqd_root, tmp_path):
                          sample_idx=len(recs), valid=True, pred_score=label + rng.normal(0, 0.05)))
     write_csv(tmp_path / 'a_predictions.csv', recs)
     write_csv(tmp_path / 'b.csv', [dict(r, pred_score=rng.random()) for r in recs])
-    tool = load_tool('analyze')
     out = tmp_path / 'out'
-    args = ['--pred', str(tmp_path / 'a_predictions.csv'), '--pred', f'random={tmp_path / "b.csv"}',
-            '--out-dir', str(out)]
+    preds = [str(tmp_path / 'a_predictions.csv'), f'random={tmp_path / "b.csv"}']
     with contextlib.redirect_stdout(io.StringIO()) as printed:
-        rows = tool.main(args)
+        rows = analyze(preds, out_dir=str(out))
     assert '**SRCC per region**' in printed.getvalue()
     overall = {r['model']: r for r in rows if r['breakdown'] == 'overall'}
     assert set(overall) == {'a', 'random'} and overall['a']['n'] == len(recs)
@@ -179,6 +171,6 @@ def test_analyze_tool_on_the_fixture_tree(miqd_root, tmp_path):
     first = (out / 'breakdown.md').read_text()
     assert '| model | n | SRCC | PLCC | KRCC | RMSE |' in first
     with contextlib.redirect_stdout(io.StringIO()):
-        tool.main(args + ['--no-scatter', '--by', 'region', '--heatmap', 'SRCC'])
+        analyze(preds, by=['region'], heatmaps=['SRCC'], scatter_plots=False, out_dir=str(out))
     assert (out / 'breakdown.md').read_text() == first  # nothing overwritten
     assert len(list(out.glob('breakdown*.md'))) == 2

@@ -5,6 +5,7 @@ with random weights and renamed to the released layouts; mmseg names come from t
 key list tests/data/mmseg_vit_small_keys.txt (mmseg is not installed).
 """
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -196,12 +197,11 @@ def _replace(model: nn.Module, attr: str, head: nn.Module) -> nn.Module:
 def test_convert_tool(tmp_path, monkeypatch):
     src = _replace(tvm.resnet18(), 'fc', nn.Linear(512, 1))
     torch.save({'state_dict': {'module.' + k: v for k, v in src.state_dict().items()}}, tmp_path / 'src.pth')
-    sys.path.insert(0, str(Path(__file__).parents[1] / 'tools'))
-    try:
-        import convert_checkpoint as tool
-    finally:
-        sys.path.pop(0)
-    tool.main([str(tmp_path / 'src.pth'), str(tmp_path / 'out' / 'dst.pth'), '--model', 'resnet18'])
+    tool = Path(__file__).parents[1] / 'tools' / 'convert_checkpoint.py'
+    proc = subprocess.run([sys.executable, str(tool), str(tmp_path / 'src.pth'),
+                           str(tmp_path / 'out' / 'dst.pth'), '--model', 'resnet18'],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
     out = torch.load(tmp_path / 'out' / 'dst.pth', weights_only=True)
     assert torch.equal(out['backbone.fc.weight'], src.fc.weight)
     assert not [p for p in (tmp_path / 'out').iterdir() if p.name.endswith('.tmp')]

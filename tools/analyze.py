@@ -14,18 +14,15 @@ added to a taken name, nothing is overwritten):
 * ``breakdown.csv`` -- every value, long format (model, breakdown, group, n, SRCC, PLCC, KRCC, RMSE);
 * ``heatmap_<metric>.png`` -- models x groups heat-map of each ``--heatmap`` metric;
 * ``scatter_<model>.png`` -- predicted vs label, coloured by region type, with the fitted mapping.
+
+The report is :func:`miqa.analysis.analyze.analyze`.
 """
 import argparse
-import re
 import sys
-import time
-from pathlib import Path
 
-from miqa.analysis.breakdown import DEFAULT_BREAKDOWNS, columns, compare, markdown, matrix, to_csv
-from miqa.analysis.plots import heatmap, scatter
-from miqa.analysis.predictions import read_named
+from miqa.analysis.analyze import analyze
+from miqa.analysis.breakdown import DEFAULT_BREAKDOWNS
 from miqa.evaluation.iqa_metric import GROUPINGS
-from miqa.utils.io import atomic_write_text, unique_path
 
 
 def parse_args(argv=None):
@@ -45,47 +42,10 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def safe_name(name: str) -> str:
-    return re.sub(r'[^\w.-]+', '_', name).strip('_') or 'model'
-
-
 def main(argv=None):
     args = parse_args(argv)
-    start = time.perf_counter()
-    fit = None if args.fit == 'none' else args.fit
-    models = read_named(args.pred)
-    rows = compare(models, args.by, fit)
-    out = Path(args.out_dir)
-    written = []
-
-    def write_text(name: str, text: str) -> None:
-        path = unique_path(str(out / name))
-        atomic_write_text(path, text)
-        written.append(path)
-
-    header = (f'Correlations of {len(models)} model(s) with their labels; SRCC/KRCC on raw predictions, '
-              f'PLCC/RMSE after a {fit or "no"} fit per group; groups with < 3 images: n/a.\n\n')
-    table = markdown(rows, args.table_metrics)
-    write_text('breakdown.md', header + table)
-    write_text('breakdown.csv', to_csv(rows))
-    cols = columns(rows)
-    first = next(iter(models))
-    counts = {(r['breakdown'], r['group']): r['n'] for r in rows if r['model'] == first}
-    same_counts = all(counts.get((r['breakdown'], r['group'])) == r['n'] for r in rows)
-    for metric in args.heatmap:
-        path = unique_path(str(out / f'heatmap_{metric}.png'))
-        how = f'after a {fit or "no"} fit' if metric == 'PLCC' else 'raw predictions'
-        written.append(heatmap(matrix(rows, metric), cols, path, metric, counts if same_counts else None,
-                               title=f'{metric} per group ({how})'))
-    if not args.no_scatter:
-        overall = {r['model']: r for r in rows if r['breakdown'] == 'overall'}
-        for name, records in models.items():
-            path = unique_path(str(out / f'scatter_{safe_name(name)}.png'))
-            stats = {k: overall[name][k] for k in ('SRCC', 'PLCC')}
-            written.append(scatter(records, path, title=name, fit=fit, stats=stats))
-    print(header + table)
-    print(f'{len(models)} model(s), {time.perf_counter() - start:.1f} s; written: {", ".join(written)}')
-    return rows
+    return analyze(args.pred, args.by, args.fit, heatmaps=args.heatmap, table_metrics=args.table_metrics,
+                   scatter_plots=not args.no_scatter, out_dir=args.out_dir)
 
 
 if __name__ == '__main__':
