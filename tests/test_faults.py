@@ -420,7 +420,7 @@ def test_kill_during_an_hvs_benchmark_then_rerun(make_tree, tmp_path):
     def bench(out: Path) -> List[str]:
         return [str(ROOT / 'tools/benchmark_hvs.py'), str(cfg), '--metrics', 'PSNR', 'SSIM',
                 '--split', 'train', '--size', '192', '--batch-size', '2', '--workers', '2', '--no-progress',
-                '--out-dir', str(out)]
+                '--out-dir', str(out), '--cache-dir', str(out / 'cache')]
 
     proc = run_tool(bench(tmp_path / 'reference'), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-4000:]
