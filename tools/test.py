@@ -19,11 +19,12 @@ from mmengine.runner import Runner
 
 from miqa.evaluation.iqa_metric import breakdown_table
 from miqa.evaluation.reference import paper_row
+from miqa.evaluation.tables import markdown_table, metric_cells
 from miqa.models.weights import load_model_weights
 from miqa.utils import setup_runtime
 from miqa.utils.config import load_config, parse_runner_args, set_split_dir
 from miqa.utils.io import atomic_write_text, unique_path
-from miqa.vocab import TASKS
+from miqa.vocab import METRIC_COLUMNS, TASKS
 
 
 def parse_args(argv=None):
@@ -58,12 +59,6 @@ def build_config(args) -> Config:
     return setup_runtime(cfg, args.launcher)
 
 
-def markdown_row(method: str, metrics: dict) -> str:
-    cells = ' | '.join(f"{metrics[k]:.4f}" if metrics.get(k) is not None else 'n/a'
-                       for k in ('SRCC', 'PLCC', 'KRCC', 'RMSE'))
-    return f'| {method} | {cells} |'
-
-
 def report(cfg: Config, args, metrics: dict, predictions: list) -> str:
     dataset = cfg.test_dataloader.dataset
     task, label = dataset['task'], dataset.get('label_type', 'composite')
@@ -72,12 +67,13 @@ def report(cfg: Config, args, metrics: dict, predictions: list) -> str:
     lines = [f'{method} on MIQD {task} ({label} labels, {dataset.get("split", "val")} split, '
              f'{metrics.get("num_samples")} images, {metrics.get("num_invalid", 0)} excluded as unreadable)',
              f'SRCC/KRCC: rank correlations of the raw predictions; PLCC/RMSE: after a {fit or "no"} fit',
-             '', breakdown_table(metrics), '',
-             '| Method | SRCC | PLCC | KRCC | RMSE |', '|:--|:-:|:-:|:-:|:-:|', markdown_row(method, metrics)]
+             '', breakdown_table(metrics), '']
+    rows = [[method, *metric_cells(metrics)]]
     reference = paper_row(cfg.get('method', method), task, label) if args.paper else None
     if reference:
-        lines.append(markdown_row(f'{cfg.get("method", method)} (paper, MIQD-2.5M)', reference))
-    elif args.paper:
+        rows.append([f'{cfg.get("method", method)} (paper, MIQD-2.5M)', *metric_cells(reference)])
+    lines.append(markdown_table(['Method', *METRIC_COLUMNS], rows))
+    if args.paper and not reference:
         lines.append(f'(the paper reports no {label} row for {method} on {task})')
     text = '\n'.join(lines)
 

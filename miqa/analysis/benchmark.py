@@ -30,6 +30,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from miqa.evaluation.bootstrap import BootstrapResult, Versus, group_bootstrap, interval_table
+from miqa.evaluation.tables import markdown_table
 from miqa.utils.io import atomic_write_text, unique_path
 from miqa.vocab import METRIC_COLUMNS
 
@@ -197,11 +198,9 @@ def summary_table(summary: Dict[str, Dict], splits: Sequence[str]) -> str:
         if entry[m] is None:
             return 'n/a'
         return f'{entry[m]:.4f}' + (f' ± {entry[m + "_std"]:.4f}' if entry[f'{m}_std'] is not None else '')
-    lines = [f'mean ± std over {len(splits)} train/val splits ({", ".join(splits)})', '',
-             '| Method | ' + ' | '.join(METRIC_COLUMNS) + ' |', '|:--|' + ':-:|' * len(METRIC_COLUMNS)]
-    lines += [f'| {name} | ' + ' | '.join(cell(e, m) for m in METRIC_COLUMNS) + ' |'
-              for name, e in summary.items()]
-    return '\n'.join(lines)
+    table = markdown_table(['Method', *METRIC_COLUMNS], [[name, *(cell(e, m) for m in METRIC_COLUMNS)]
+                                                  for name, e in summary.items()])
+    return f'mean ± std over {len(splits)} train/val splits ({", ".join(splits)})\n\n{table}'
 
 
 def run_benchmark(configs: Sequence[str], splits: Sequence[str] = ('official',), hvs: Sequence[str] = (),

@@ -13,6 +13,7 @@ import io
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from miqa.evaluation.iqa_metric import GROUPINGS, group_metrics, group_samples, is_usable
+from miqa.evaluation.tables import cell, markdown_table
 from miqa.vocab import METRIC_COLUMNS
 
 DEFAULT_BREAKDOWNS = ('distortion', 'region', 'level')
@@ -57,13 +58,6 @@ def matrix(rows: Sequence[Mapping[str, Any]], metric: str = 'SRCC'
     return out
 
 
-def cell(value: Any, digits: int = 4) -> str:
-    """A table cell: ``n/a`` for ``None``, integers as they are, floats with ``digits``."""
-    if value is None:
-        return 'n/a'
-    return str(value) if isinstance(value, int) else f'{value:.{digits}f}'
-
-
 def markdown(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str] = ('SRCC', 'PLCC'),
              digits: int = 4) -> str:
     """The overall table (models x n, SRCC, PLCC, KRCC, RMSE), then per breakdown and metric a
@@ -73,27 +67,21 @@ def markdown(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str] = ('SRCC'
     cols = columns(rows)
     counts = {(r['model'], r['breakdown'], r['group']): r['n'] for r in rows}
     overall = {r['model']: r for r in rows if r['breakdown'] == 'overall'}
-    lines = ['**overall**', '', '| model | n | ' + ' | '.join(METRIC_COLUMNS) + ' |',
-             '|:--|' + ':-:|' * (len(METRIC_COLUMNS) + 1)]
-    for m in models:
-        if m in overall:
-            values = ' | '.join(cell(overall[m].get(k), digits) for k in METRIC_COLUMNS)
-            lines.append(f'| {m} | {overall[m]["n"]} | {values} |')
-    parts = ['\n'.join(lines)]
+    table = markdown_table(['model', 'n', *METRIC_COLUMNS],
+                           [[m, overall[m]['n'], *(cell(overall[m].get(k), digits) for k in METRIC_COLUMNS)]
+                            for m in models if m in overall])
+    parts = [f'**overall**\n\n{table}']
     for name in dict.fromkeys(b for b, _ in cols if b != 'overall'):
         groups = [g for b, g in cols if b == name]
         for metric in metrics:
             values = matrix(rows, metric)
-            lines = [f'**{metric} per {name}**', '',
-                     '| model | ' + ' | '.join(groups) + ' |', '|:--|' + ':-:|' * len(groups)]
-            lines += [f'| {m} | ' + ' | '.join(cell(values[m].get((name, g)), digits) for g in groups) + ' |'
-                      for m in models]
+            body = [[m, *(cell(values[m].get((name, g)), digits) for g in groups)] for m in models]
             n_rows = {m: tuple(counts.get((m, name, g), 0) for g in groups) for m in models}
             if len(set(n_rows.values())) == 1:
-                lines.append('| n | ' + ' | '.join(str(c) for c in n_rows[models[0]]) + ' |')
+                body.append(['n', *n_rows[models[0]]])
             else:
-                lines += [f'| n ({m}) | ' + ' | '.join(str(c) for c in n_rows[m]) + ' |' for m in models]
-            parts.append('\n'.join(lines))
+                body += [[f'n ({m})', *n_rows[m]] for m in models]
+            parts.append(f'**{metric} per {name}**\n\n' + markdown_table(['model', *groups], body))
     return '\n\n'.join(parts) + '\n'
 
 

@@ -40,6 +40,7 @@ from miqa.analysis.filtering import (
 from miqa.analysis.plots import filtering_plot
 from miqa.analysis.predictions import image_key, parse_named, read_named
 from miqa.evaluation.iqa_metric import is_usable
+from miqa.evaluation.tables import CENTER, LEFT, markdown_table
 from miqa.utils.io import atomic_write_text, unique_path
 
 RESERVED = ('oracle', 'random')
@@ -138,16 +139,17 @@ def summary(result: dict) -> str:
     last = len(result['fractions']) - 1
     head = f'{100 * result["fractions"][0]:.0f} %', f'{100 * result["fractions"][last]:.0f} %'
     for metric in result['metrics']:
-        lines += ['', f'**{metric}** (n = {result["num_images"]}; kept at the last fraction: '
-                      f'{result["n_kept"][last]})', '',
-                  f'| machine | ranking | {head[0]} | {head[1]} | gain |', '|:--|:--|:-:|:-:|:-:|']
+        rows = []
         for machine, by_ranking in result['curves'].items():
             for ranking, values in by_ranking.items():
                 seq = values[metric]['mean'] if ranking == 'random' else values[metric]
                 a, b = seq[0], seq[last]
                 cells = ['n/a' if v is None else f'{100 * v:.2f}' for v in (a, b)]
                 gain = 'n/a' if a is None or b is None else f'{100 * (b - a):+.2f}'
-                lines.append(f'| {machine} | {ranking} | {cells[0]} | {cells[1]} | {gain} |')
+                rows.append([machine, ranking, *cells, gain])
+        lines += ['', f'**{metric}** (n = {result["num_images"]}; kept at the last fraction: '
+                      f'{result["n_kept"][last]})', '',
+                  markdown_table(['machine', 'ranking', *head, 'gain'], rows, [LEFT] * 2 + [CENTER] * 3)]
     return '\n'.join(lines[1:])
 
 

@@ -11,6 +11,7 @@ import json
 from typing import Any, Dict, List, Optional
 
 from miqa.evaluation.reference import paper_row
+from miqa.evaluation.tables import markdown_table, metric_cells
 from miqa.vocab import METRIC_COLUMNS as COLUMNS
 
 
@@ -59,15 +60,15 @@ def combine(results: List[Dict[str, Any]], paper: bool = False, task: Optional[s
     only('split')
     rows = [row for r in results for row in r['rows']]
     rows.sort(key=lambda row: row['kind'] != 'hvs')  # stable: HVS first, each in file order
-    head = '| Method | ' + ' | '.join(COLUMNS) + ' |'
-    lines = [head, '|:--|' + ':-:|' * len(COLUMNS)]
+    cells = []
     for row in rows:
         if row['status'] != 'ok':
-            lines.append(f'| {row["name"]} | ' + ' | '.join(['skipped'] * len(COLUMNS)) + ' |')
+            cells.append([row['name'], *metric_cells(None, COLUMNS)])
             continue
         reference = paper_row(row['name'], task, label) if paper else None
-        cells = [_cell(row['values'][c], row['std'].get(c), (reference or {}).get(c)) for c in COLUMNS]
-        lines.append(f'| {row["name"]} | ' + ' | '.join(cells) + ' |')
+        cells.append([row['name'], *(_cell(row['values'][c], row['std'].get(c), (reference or {}).get(c))
+                                     for c in COLUMNS)])
+    lines = [markdown_table(['Method', *COLUMNS], cells)]
     if paper:
         lines += ['', f"(in brackets: the paper's MIQD-2.5M value, {task}, {label} labels)"]
     skipped = [f'- {row["name"]}: {row["reason"]}' for row in rows if row['status'] != 'ok']

@@ -324,14 +324,15 @@ def _pair(e: Optional[ZooEntry]) -> str:
 def markdown_table(label: str = 'composite', entries: Optional[List[ZooEntry]] = None) -> str:
     """The README's model table for one label type: per method, the paper's SRCC/PLCC per task
     and one download link per task (generated from ``model_zoo.csv``)."""
+    from miqa.evaluation import tables  # the package loads the metric code: only when a table is made
     entries = [e for e in (entries if entries is not None else zoo_entries()) if e.label == label]
     by_key = {(e.name, e.task): e for e in entries}
     names = list(dict.fromkeys(e.name for e in entries))
     head = ['Method', 'Name'] + [f'{TASK_TITLES[t]} (SRCC/PLCC)' for t in TASKS] + ['Download']
-    lines = ['| ' + ' | '.join(head) + ' |', '|:--|:--|' + ':--:|' * len(TASKS) + ':--|']
+    body = []
     for name in names:
         row = [by_key.get((name, t)) for t in TASKS]
         method = next(e.method for e in row if e is not None)
         links = ' · '.join(f'[{t}]({e.url})' for t, e in zip(TASKS, row) if e is not None)
-        lines.append(f'| {method} | `{name}` | ' + ' | '.join(_pair(e) for e in row) + f' | {links} |')
-    return '\n'.join(lines)
+        body.append([method, f'`{name}`', *(_pair(e) for e in row), links])
+    return tables.markdown_table(head, body, [tables.LEFT] * 2 + [':--:'] * len(TASKS) + [tables.LEFT])

@@ -19,6 +19,7 @@ from scipy import stats
 from miqa.vocab import METRIC_COLUMNS
 
 from .functional import correlations
+from .tables import markdown_table
 
 Versus = Union[str, Sequence[str]]
 
@@ -113,9 +114,8 @@ def interval_table(result: BootstrapResult, title: str = '') -> str:
     lines += [f'{result.n_images} images of {result.n_groups} photos; '
               f'{round(100 * result.confidence)} % {result.method} bootstrap intervals over photos '
               f'({result.n_resamples} resamples)', '',
-              '| method | ' + ' | '.join(metrics) + ' |', '|:--|' + ':-:|' * len(metrics)]
-    lines += [f'| {name} | ' + ' | '.join(str(row[m]) for m in metrics) + ' |'
-              for name, row in result.rows.items()]
+              markdown_table(['method', *metrics], [[name, *(row[m] for m in metrics)]
+                                                    for name, row in result.rows.items()])]
     if result.differences:
         lines.append('')
         lines += [f'{result.metric} difference {name}: {iv}' + _verdict(iv)

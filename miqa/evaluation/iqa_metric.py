@@ -11,6 +11,7 @@ from miqa.registry import METRICS
 from miqa.vocab import DISTORTIONS, LEVELS, METRIC_COLUMNS, REGION_NAMES
 
 from .functional import FITS, correlations
+from .tables import PLAIN, cell, markdown_table
 
 #: per-sample fields kept by ``process`` -> converter to a plain Python value
 REQUIRED_FIELDS: Dict[str, Callable[[Any], Any]] = {'pred_score': float, 'gt_score': float, 'sample_idx': int}
@@ -201,20 +202,15 @@ def breakdown_table(results: Mapping, digits: int = 4) -> str:
             rows.setdefault(head, {})[name] = value
     overall = next((h for h, r in rows.items() if 'num_invalid' in r), '')
 
-    def cell(value: Any) -> str:
-        if value is None:
-            return 'n/a'
-        return str(value) if isinstance(value, int) else f'{value:.{digits}f}'
-
     def label(head: str) -> str:
         return 'overall' if head == overall else head[len(overall) + 1:] if overall else head
 
-    lines = ['| group | ' + ' | '.join(TABLE_COLUMNS) + ' |', '|---' * (len(TABLE_COLUMNS) + 1) + '|']
-    for head in [overall] + [h for h in rows if h != overall]:
-        row = rows.get(head, {})
-        lines.append(f'| {label(head)} | ' + ' | '.join(cell(row.get(c)) for c in TABLE_COLUMNS) + ' |')
+    body = [[label(head), *(cell(rows.get(head, {}).get(c), digits) for c in TABLE_COLUMNS)]
+            for head in [overall] + [h for h in rows if h != overall]]
+    lines = [markdown_table(['group', *TABLE_COLUMNS], body, [PLAIN] * (len(TABLE_COLUMNS) + 1))]
     note = rows.get(overall, {})
     lines.append('')
-    lines.append(f"raw (no fit): PLCC {cell(note.get('PLCC_raw'))}, RMSE {cell(note.get('RMSE_raw'))}; "
+    lines.append(f"raw (no fit): PLCC {cell(note.get('PLCC_raw'), digits)}, "
+                 f"RMSE {cell(note.get('RMSE_raw'), digits)}; "
                  f"invalid samples left out: {note.get('num_invalid', 0)}")
     return '\n'.join(lines)

@@ -280,11 +280,6 @@ def evaluate(scores, scorer: HVSScorer, infos: Sequence[Mapping], fit: Optional[
     return dict(metrics=metrics, predictions=metric.last_predictions)
 
 
-def _row(name: str, values: Mapping[str, Any]) -> str:
-    cells = ' | '.join('n/a' if values.get(c) is None else f'{values[c]:.4f}' for c in COLUMNS)
-    return f'| {name} | {cells} |'
-
-
 def _csv_text(rows: List[Dict[str, Any]], fields: List[str]) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=fields, extrasaction='ignore', lineterminator='\n')
@@ -308,6 +303,7 @@ def benchmark_hvs(config: str, metrics: Sequence[str] = PAPER_METRICS, *, task: 
     summary written to ``hvs_results.json``."""
     from miqa.evaluation.iqa_metric import breakdown_table
     from miqa.evaluation.reference import paper_row
+    from miqa.evaluation.tables import markdown_table, metric_cells
     from miqa.hvs import SCORERS
     from miqa.utils import register_all_modules
 
@@ -344,15 +340,13 @@ def benchmark_hvs(config: str, metrics: Sequence[str] = PAPER_METRICS, *, task: 
     head = (f'HVS metrics on {db} {data["task"]} ({data["label"]} labels, {data["split"]} split, '
             f'{len(data["infos"])} images); SRCC/KRCC: ranks; PLCC/RMSE after a {data["fit"] or "no"} fit; '
             'distances negated')
-    table = ['| Method | ' + ' | '.join(COLUMNS) + ' |', '|:--|' + ':-:|' * len(COLUMNS)]
+    cells = []
     for name, row in rows.items():
-        if row['status'] != 'ok':
-            table.append(f'| {name} | ' + ' | '.join(['skipped'] * len(COLUMNS)) + ' |')
-            continue
-        table.append(_row(name, row))
-        reference = paper_row(name, data['task'], data['label']) if paper else None
+        cells.append([name, *metric_cells(row if row['status'] == 'ok' else None, COLUMNS)])
+        reference = paper_row(name, data['task'], data['label']) if paper and row['status'] == 'ok' else None
         if reference:
-            table.append(_row(f'{name} (paper, MIQD-2.5M)', reference))
+            cells.append([f'{name} (paper, MIQD-2.5M)', *metric_cells(reference, COLUMNS)])
+    table = markdown_table(['Method', *COLUMNS], cells).splitlines()
     skipped = [f'- {name} skipped: {row["reason"]}' for name, row in rows.items() if row['status'] != 'ok']
     text = '\n'.join([head, '', *table, '', *skipped, '', *sections]) + '\n'
     write_result_text(osp.join(out_dir, 'hvs_results.md'), text)
