@@ -336,3 +336,31 @@ def markdown_table(label: str = 'composite', entries: Optional[List[ZooEntry]] =
         links = ' · '.join(f'[{t}]({e.url})' for t, e in zip(TASKS, row) if e is not None)
         body.append([method, f'`{name}`', *(_pair(e) for e in row), links])
     return tables.markdown_table(head, body, [tables.LEFT] * 2 + [':--:'] * len(TASKS) + [tables.LEFT])
+
+
+#: the README markers between which ``tools/gen_model_table.py --update`` writes :func:`readme_tables`
+TABLE_BEGIN, TABLE_END = '<!-- model-table:begin -->', '<!-- model-table:end -->'
+TABLE_TITLES = {'composite': 'Composite labels (paper Table 1)',
+                'consistency': 'Consistency labels (paper Table 2)',
+                'accuracy': 'Accuracy labels (paper Table 2)'}
+
+
+def readme_tables(labels: Optional[List[str]] = None) -> str:
+    """The README's model tables, one per label type (default: all), each under its title."""
+    return '\n\n'.join(f'**{TABLE_TITLES[label]}** — SRCC / PLCC on MIQD-2.5M val, as published.\n\n'
+                       f'{markdown_table(label)}' for label in (labels or list(LABEL_TYPES)))
+
+
+def update_readme(path: Path, text: str) -> bool:
+    """Replace what lies between the markers of ``path`` (atomically); returns whether the file
+    changed. Missing markers raise ``ValueError``."""
+    from miqa.utils.io import atomic_write_text
+    old = Path(path).read_text(encoding='utf-8')
+    pattern = re.compile(re.escape(TABLE_BEGIN) + r'.*?' + re.escape(TABLE_END), re.S)
+    if not pattern.search(old):
+        raise ValueError(f'{path}: markers {TABLE_BEGIN} ... {TABLE_END} not found; add them where the table '
+                         'goes')
+    new = pattern.sub(lambda _: f'{TABLE_BEGIN}\n{text}\n{TABLE_END}', old, count=1)
+    if new != old:
+        atomic_write_text(str(path), new)
+    return new != old
