@@ -25,6 +25,7 @@ def test_config_by_path_repository_path_or_name(tmp_path, monkeypatch):
     own = tmp_path / 'ra_miqa_det.py'  # a file of the working directory wins over the packaged one
     own.write_text('x = 1\n')
     assert resolve_config('ra_miqa_det.py') == 'ra_miqa_det.py'
+    assert Path(resolve_config('ra_miqa_det.py', packaged_only=True)) == leaf  # the zoo's lookup
     with pytest.raises(FileNotFoundError, match='ra_miqa_typo'):
         resolve_config('ra_miqa_typo')
 

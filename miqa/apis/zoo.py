@@ -78,7 +78,7 @@ class ZooEntry:
     def config_path(self) -> Path:
         """The leaf config (``configs/...``, installed with the package); raises naming it when missing."""
         try:
-            return Path(resolve_config(self.config))
+            return Path(resolve_config(self.config, packaged_only=True))
         except FileNotFoundError as err:
             raise FileNotFoundError(f'config {self.config} of model {"/".join(self.key)}: {err}') from None
 

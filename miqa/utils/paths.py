@@ -32,12 +32,14 @@ def configs_dir() -> Path:
                             f'({REPOSITORY_CONFIGS}): reinstall miqa (pip install .)')
 
 
-def resolve_config(spec) -> str:
+def resolve_config(spec, packaged_only: bool = False) -> str:
     """The config file named by ``spec``: a path as given (relative to the working directory), else
     a packaged config by its repository path or its name: ``configs/ra_miqa_det.py``,
-    ``ra_miqa_det.py``, ``ra_miqa_det``, ``build/miqd_mini`` or ``demo/ra_miqa_mini.py``."""
+    ``ra_miqa_det.py``, ``ra_miqa_det``, ``build/miqd_mini`` or ``demo/ra_miqa_mini.py``.
+    ``packaged_only``: a relative ``spec`` names a packaged config (the working directory is not
+    searched; the model zoo's configs)."""
     path = Path(spec).expanduser()
-    if path.is_file():
+    if path.is_file() and not (packaged_only and not path.is_absolute()):
         return str(path)
     if path.is_absolute():
         raise FileNotFoundError(f'config {spec} not found')
