@@ -1,4 +1,6 @@
 """Cluster-bootstrap intervals (miqa.evaluation.bootstrap) against closed forms and invariances."""
+import warnings
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -72,3 +74,28 @@ def test_bad_input():
         group_bootstrap({'m': y[:5]}, y, groups=np.arange(6))
     with pytest.raises(KeyError, match='unknown method'):
         group_bootstrap({'m': y}, y, groups=np.arange(6), differences=[('m', 'x')])
+
+
+def test_an_estimate_at_the_edge_of_its_range_gets_a_percentile_interval():
+    """A prediction exactly uncorrelated with the labels: PLCC after a fit (|r|) is 0 and every
+    resample is above it, so BCa is undefined (NaN); the interval falls back to the percentile
+    interval of the same resamples, widened to the estimate, and the table marks it."""
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(40), 10)
+    y = rng.random(400) + np.repeat(rng.random(40), 10)
+    p = rng.random(400)
+    yc = y - y.mean()
+    p = p - (p - p.mean()) @ yc / (yc @ yc) * yc            # Pearson r = 0 exactly (to 1e-16)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        result = group_bootstrap({'orthogonal': p, 'label': y + 0.1 * rng.random(400)}, y, groups,
+                                 n_resamples=300, seed=0)
+    plcc = result.rows['orthogonal']['PLCC']
+    assert plcc.value == pytest.approx(0, abs=1e-12)
+    assert np.isfinite([plcc.low, plcc.high]).all() and plcc.low <= plcc.value < plcc.high
+    assert result.fallbacks == ('orthogonal/PLCC',)                  # only the cell where BCa failed
+    table = interval_table(result)
+    assert f'{plcc}*' in table and 'percentile interval' in table
+    for row in result.rows.values():
+        for iv in row.values():
+            assert iv.low <= iv.value <= iv.high

@@ -9,6 +9,12 @@ resamples, and returns scipy's intervals (``scipy.stats.bootstrap``, BCa by defa
 JASA 1987). Differences between methods are computed on the same resamples (paired), so their
 intervals account for the methods being scored on the same images. A difference against a set
 of methods (``('RA-MIQA', ('PSNR', 'SSIM'))``) takes the best of the set in every resample.
+
+BCa fails for a statistic at the edge of its range (PLCC after a fit is ``|r|``: a method
+uncorrelated with the labels has its estimate at 0 and every resample above it, so the bias
+correction is infinite and the interval NaN, or excludes the estimate). Such intervals are
+replaced by the percentile interval of the same resamples, widened to include the estimate,
+and listed in ``BootstrapResult.fallbacks`` (the table marks them with ``*``).
 """
 from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
@@ -43,6 +49,8 @@ class BootstrapResult(NamedTuple):
     n_resamples: int
     confidence: float
     method: str
+    fallbacks: Tuple[str, ...] = ()               # 'method/metric' (or a difference's name) where
+                                                  # BCa failed: percentile interval incl. the estimate
 
 
 def difference_name(a: str, versus: Versus) -> str:
@@ -99,12 +107,21 @@ def group_bootstrap(preds: Mapping[str, ArrayLike], target: ArrayLike, groups: S
     res = stats.bootstrap((np.arange(codes.size),), statistic, vectorized=False, n_resamples=n_resamples,
                           confidence_level=confidence, method=method, rng=np.random.default_rng(seed))
     low, high = np.atleast_1d(res.confidence_interval.low), np.atleast_1d(res.confidence_interval.high)
+    point = np.asarray(point, dtype=np.float64)
+    failed = ~(np.isfinite(low) & np.isfinite(high) & (low <= point) & (point <= high))
+    if failed.any():  # the percentile interval of the same resamples, widened to the estimate
+        dist = np.atleast_2d(res.bootstrap_distribution)[failed]
+        tail = 100 * (1 - confidence) / 2
+        low, high = low.copy(), high.copy()
+        low[failed] = np.minimum(np.nanpercentile(dist, tail, axis=-1), point[failed])
+        high[failed] = np.maximum(np.nanpercentile(dist, 100 - tail, axis=-1), point[failed])
     intervals = [Interval(float(p), float(lo), float(hi)) for p, lo, hi in zip(point, low, high)]
     k = len(metrics)
+    labels = [f'{n}/{m}' for n in names for m in metrics] + [difference_name(a, v) for a, v in differences]
     rows = {n: dict(zip(metrics, intervals[i * k:(i + 1) * k])) for i, n in enumerate(names)}
     diffs = {difference_name(a, v): iv for (a, v), iv in zip(differences, intervals[len(names) * k:])}
     return BootstrapResult(rows, diffs, metric, int(codes.size), int(target.size), n_resamples, confidence,
-                           method)
+                           method, tuple(lab for lab, bad in zip(labels, failed) if bad))
 
 
 def interval_table(result: BootstrapResult, title: str = '') -> str:
@@ -114,13 +131,23 @@ def interval_table(result: BootstrapResult, title: str = '') -> str:
     lines += [f'{result.n_images} images of {result.n_groups} photos; '
               f'{round(100 * result.confidence)} % {result.method} bootstrap intervals over photos '
               f'({result.n_resamples} resamples)', '',
-              markdown_table(['method', *metrics], [[name, *(row[m] for m in metrics)]
-                                                    for name, row in result.rows.items()])]
+              markdown_table(['method', *metrics], [[name, *row] for name, row in _cells(result).items()])]
+    mark = set(result.fallbacks)
     if result.differences:
         lines.append('')
-        lines += [f'{result.metric} difference {name}: {iv}' + _verdict(iv)
+        lines += [f'{result.metric} difference {name}: {iv}' + ('*' if name in mark else '') + _verdict(iv)
                   for name, iv in result.differences.items()]
+    if mark:
+        lines += ['', f'* {result.method} undefined at the edge of the range (e.g. PLCC = |r| near 0): '
+                      'percentile interval of the same resamples, widened to include the estimate']
     return '\n'.join(lines)
+
+
+def _cells(result: BootstrapResult) -> Dict[str, List[str]]:
+    """``value [low, high]`` per method and metric, ``*`` where BCa fell back to the percentile."""
+    mark = set(result.fallbacks)
+    return {name: [str(iv) + ('*' if f'{name}/{m}' in mark else '') for m, iv in row.items()]
+            for name, row in result.rows.items()}
 
 
 def _verdict(interval: Interval) -> str:
