@@ -58,13 +58,8 @@ region_train_pipeline = [
     dict(type='CenterCrop', size=size),
     dict(type='PackMIQAInputs'),
 ]
-region_test_pipeline = [
-    dict(type='LoadImage', on_error='flag'),
-    dict(type='Resize', size=size, keep_ratio=True),
-    dict(type='RegionView', size=region_size),
-    dict(type='CenterCrop', size=size),
-    dict(type='PackMIQAInputs'),
-]
+# evaluation: the same views, an unreadable image flagged (left out of the metrics) instead of skipped
+region_test_pipeline = [dict(region_train_pipeline[0], on_error='flag'), *region_train_pipeline[1:]]
 loader = dict(batch_size=32, num_workers=2, persistent_workers=True, pin_memory=False)
 train_dataloader = dict(**loader, dataset=dict(data_root=data_root, split_file='official',
                                                pipeline=region_train_pipeline))
