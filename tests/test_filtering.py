@@ -406,6 +406,23 @@ def test_filter_eval_det_annotated_only(miqd_root, tmp_path):
     expected = [p for p in images if Path(p).parent.name == src_ids[0]]
     assert expected and result['num_images'] == len(expected) and result['annotated_only']
     assert everything['num_images'] == len(images) and not everything['annotated_only']
-    with pytest.raises(ValueError, match='det/ins'):
-        filter_eval([f'model={tmp_path / "p.csv"}'], ['RedGreenClassifier'], annotated_only=True,
-                    out_dir=str(tmp_path / 'cls'))
+
+
+def test_filter_eval_cls_annotated_only(miqd_root, tmp_path):
+    """cls: sources without ImageNet classes (MIQD-mini's consistency-only photos) stop the run
+    with the fix named, or are left out with --annotated-only."""
+    images = all_images(miqd_root, 'cls')
+    src_ids = sorted(miqd_root['cls']['src_ids'])
+    table = tmp_path / 'classes.csv'
+    table.write_text('src_id,labels\n' + f'{src_ids[0]},1 2\n')        # classes for one source only
+    rng = np.random.default_rng(3)
+    write_predictions(tmp_path / 'p.csv', [(p, rng.random(), rng.random(), True) for p in images])
+    args = dict(preds=[f'model={tmp_path / "p.csv"}'], machines=['RedGreenClassifier'], random_repeats=2,
+                annotations=str(table), progress=False)
+    with pytest.raises(ValueError, match='--annotated-only'):
+        with contextlib.redirect_stdout(io.StringIO()):
+            filter_eval(**args, out_dir=str(tmp_path / 'all'))
+    with contextlib.redirect_stdout(io.StringIO()):
+        result = filter_eval(**args, annotated_only=True, out_dir=str(tmp_path / 'out'))
+    expected = [p for p in images if Path(p).parent.name == src_ids[0]]
+    assert expected and result['num_images'] == len(expected) and result['annotated_only']

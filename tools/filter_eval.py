@@ -34,8 +34,9 @@ def parse_args(argv=None):
                                               'COCO json (default: manifest / split files / instances json '
                                               'of the database)')
     parser.add_argument('--annotated-only', action='store_true',
-                        help='det/ins: only images whose source has an annotated object (e.g. the sources '
-                             'with a pseudo ground truth in MIQD-mini-det; the others have no boxes at all)')
+                        help='only images whose source has an annotated object (det/ins: e.g. the '
+                             'sources with a pseudo ground truth in MIQD-mini-det) or ImageNet classes (cls: '
+                             'MIQD-mini photos without a fitting class have consistency-only labels)')
     parser.add_argument('--fractions', type=float, nargs='+', default=list(DEFAULT_FRACTIONS),
                         help='fractions filtered out (default 0 0.1 ... 0.7)')
     parser.add_argument('--random-repeats', type=int, default=50, help='random rankings averaged (0: none)')

@@ -263,7 +263,7 @@ def classes_of_name(name: str, index: Optional[Mapping[str, List[int]]] = None) 
 
 
 def cls_ground_truth(src_ids: Sequence[str], data_root: Optional[Union[str, os.PathLike]] = None,
-                     annotations: Optional[str] = None) -> Dict[str, List[int]]:
+                     annotations: Optional[str] = None, missing: str = 'error') -> Dict[str, List[int]]:
     """The acceptable ImageNet-1k classes of every source, from the first that has them:
 
     1. ``annotations``: JSON ``{src_id: index | [indices]}`` or CSV ``src_id,labels`` (the
@@ -273,7 +273,8 @@ def cls_ground_truth(src_ids: Sequence[str], data_root: Optional[Union[str, os.P
     3. the ``Category`` of ``<data_root>/splits/miqa_cls_{train,val}.csv`` (MIQD-2.5M), mapped to
        class indices by :func:`classes_of_name`.
 
-    Raises ``ValueError`` naming the sources without ground truth.
+    Raises ``ValueError`` naming the sources without ground truth; ``missing='drop'`` leaves
+    them out of the result instead (MIQD-mini's consistency-only photos have no fitting class).
     """
     from miqa.database.builder import ANNOTATION_READERS
     from miqa.datasets.splits import SPLITS, official_split_path, read_split_file
@@ -301,12 +302,12 @@ def cls_ground_truth(src_ids: Sequence[str], data_root: Optional[Union[str, os.P
                         classes = classes_of_name(name, index) if name else []
                         if src not in found and classes:
                             found[src] = classes
-    missing = sorted({s for s in src_ids if s not in found})
-    if missing:
-        raise ValueError(f'no ImageNet classes for {len(missing)} source(s), e.g. {missing[:5]} (looked in: '
+    absent = sorted({s for s in src_ids if s not in found})
+    if absent and missing != 'drop':
+        raise ValueError(f'no ImageNet classes for {len(absent)} source(s), e.g. {absent[:5]} (looked in: '
                          f'{", ".join(tried) or "nothing: no data root"}); pass --annotations with a JSON '
-                         '{src_id: [class indices]} or a CSV src_id,labels')
-    return {s: found[s] for s in src_ids}
+                         '{src_id: [class indices]} or a CSV src_id,labels, or --annotated-only')
+    return {s: found[s] for s in src_ids if s in found}
 
 
 Reference = Tuple[list, Tuple[int, int]]  # a source's COCO annotations and the (height, width) they refer to

@@ -119,6 +119,19 @@ def annotated_keys(keys, records, data_root: Optional[str] = None, annotations: 
     return kept
 
 
+def classified_keys(keys, records, data_root: Optional[str] = None, annotations: Optional[str] = None):
+    """cls: the keys whose source has acceptable ImageNet classes (MIQD-mini's photos without a
+    fitting class carry consistency-only labels and no ground truth for top-1)."""
+    root, src_ids = _sources(keys, records, data_root)
+    classes = downstream.cls_ground_truth(sorted(set(src_ids)), root, annotations, missing='drop')
+    kept = [k for k, s in zip(keys, src_ids) if s in classes]
+    print_log(f'--annotated-only: {len(kept)} of {len(keys)} images ({len(set(classes))} of '
+              f'{len(set(src_ids))} sources) have ImageNet classes', logger='current')
+    if not kept:
+        raise ValueError('none of the images has a source with ImageNet classes')
+    return kept
+
+
 def ground_truth_metrics(task, machines, outputs, keys, records, data_root: Optional[str] = None,
                          annotations: Optional[str] = None, max_dets: int = 100):
     """``{machine name: metric}`` with the task's ground truth."""
@@ -167,8 +180,8 @@ def filter_eval(preds: Sequence[str], machines: Sequence = (), *, machine_config
     ``preds``: ``'NAME=CSV'`` or ``'CSV'`` prediction files; ``machines``: machine specs (a
     registered name with a short config, e.g. ``'EfficientNetLite:lite0'``, or dicts), plus those
     of ``machine_config``. ``annotations``: cls JSON ``{src_id: [classes]}`` / CSV, det/ins COCO
-    json (default: the database's). ``annotated_only`` (det/ins): only images whose source has an
-    annotated object. Returns the result dict written to ``filter_<task>.json``."""
+    json (default: the database's). ``annotated_only``: only images whose source has an annotated
+    object (det/ins) or ImageNet classes (cls). Returns the result dict written to ``filter_<task>.json``."""
     start = time.perf_counter()
     fractions = check_fractions(fractions).tolist()
     preds_by_name = read_named(preds)
@@ -183,9 +196,7 @@ def filter_eval(preds: Sequence[str], machines: Sequence = (), *, machine_config
     names = list(preds_by_name)
     records = by_key[names[0]]
     if annotated_only:
-        if task == 'cls':
-            raise ValueError('--annotated-only is for det/ins (cls sources always have their classes)')
-        keys = annotated_keys(keys, records, data_root, annotations)
+        keys = (classified_keys if task == 'cls' else annotated_keys)(keys, records, data_root, annotations)
     out_dir = Path(out_dir)
     cache_dir = Path(cache_dir) if cache_dir else out_dir / 'machine_cache'
     outputs, errors = downstream.run_machines(
