@@ -40,6 +40,10 @@ def test_table_rows_intervals_and_differences(table_run):
             assert iv['low'] <= iv['value'] <= iv['high'] or np.isclose(iv['low'], iv['high'])
     assert f'{model} - max(PSNR, SSIM)' in summary['differences']
     assert 'SRCC difference' in out and (work / 'reference_table.md').is_file()
+    # a readable log: no per-parameter optimizer lines, no deprecation notices of mmengine's own making
+    for noise in ('paramwise_options --', 'requires_grad=False', '"FileClient" will be deprecated',
+                  'HardDiskBackend', 'prefix is not set'):
+        assert noise not in out, noise
     # 3 val photos: the table says loudly that it is not evidence (default min_photos=60)
     assert 'ONLY 3 VAL PHOTOS (fewer than 60)' in out
     assert 'not evidence' in (work / 'reference_table.md').read_text()

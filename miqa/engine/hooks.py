@@ -11,9 +11,10 @@ from mmengine.hooks import CheckpointHook
 from miqa.registry import HOOKS
 from miqa.utils.io import remove_temporaries
 
-from .log_filters import dropped_log_lines
+from .log_filters import DropLines
 
-#: mmengine's deprecation notices from ``CheckpointHook.before_train`` (it always builds a FileClient)
+#: mmengine's deprecation notices from ``CheckpointHook.before_train`` and ``Runner.save_checkpoint``
+#: (both always build a FileClient), dropped from the run's log
 _FILE_CLIENT_NOTICES = ('"FileClient" will be deprecated', '"HardDiskBackend" is the alias')
 
 
@@ -159,8 +160,8 @@ class MultiValCheckpointHook(CheckpointHook):
         super().after_train(runner)
 
     def before_train(self, runner) -> None:
-        with dropped_log_lines(*_FILE_CLIENT_NOTICES):
-            super().before_train(runner)
+        runner.logger.addFilter(DropLines(_FILE_CLIENT_NOTICES))  # for the whole run: every save logs them
+        super().before_train(runner)
         if is_main_process() and self.file_backend.name == 'LocalBackend':
             removed = [path for pattern in ('*.pth', 'last_checkpoint')
                        for path in remove_temporaries(self.out_dir, pattern)]

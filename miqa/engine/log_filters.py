@@ -1,8 +1,9 @@
 """Keeping a run's log readable: drop known, repetitive mmengine lines for the span of one call.
 
 Used where mmengine logs one line per parameter (the optimizer constructor) or a deprecation
-notice that no miqa config can avoid (``CheckpointHook.before_train`` always builds a
-``FileClient``); what they say is summarised or irrelevant to a user.
+notice that no miqa config can avoid (``CheckpointHook.before_train`` and every
+``Runner.save_checkpoint`` build a ``FileClient``); what they say is summarised or irrelevant to
+a user.
 """
 import logging
 from contextlib import contextmanager
@@ -11,7 +12,9 @@ from typing import Iterator
 from mmengine.logging import MMLogger
 
 
-class _DropLines(logging.Filter):
+class DropLines(logging.Filter):
+    """Drops the records whose message contains one of ``texts``."""
+
     def __init__(self, texts) -> None:
         super().__init__()
         self.texts = tuple(texts)
@@ -25,7 +28,7 @@ class _DropLines(logging.Filter):
 def dropped_log_lines(*texts: str) -> Iterator[None]:
     """Within the block, the current ``MMLogger`` drops every record containing one of ``texts``."""
     logger = MMLogger.get_current_instance()
-    quiet = _DropLines(texts)
+    quiet = DropLines(texts)
     logger.addFilter(quiet)
     try:
         yield
