@@ -263,7 +263,7 @@ def classes_of_name(name: str, index: Optional[Mapping[str, List[int]]] = None) 
 
 
 def cls_ground_truth(src_ids: Sequence[str], data_root: Optional[Union[str, os.PathLike]] = None,
-                     annotations: Optional[str] = None, missing: str = 'error') -> Dict[str, List[int]]:
+                     annotations: Optional[str] = None, on_missing: str = 'error') -> Dict[str, List[int]]:
     """The acceptable ImageNet-1k classes of every source, from the first that has them:
 
     1. ``annotations``: JSON ``{src_id: index | [indices]}`` or CSV ``src_id,labels`` (the
@@ -273,7 +273,7 @@ def cls_ground_truth(src_ids: Sequence[str], data_root: Optional[Union[str, os.P
     3. the ``Category`` of ``<data_root>/splits/miqa_cls_{train,val}.csv`` (MIQD-2.5M), mapped to
        class indices by :func:`classes_of_name`.
 
-    Raises ``ValueError`` naming the sources without ground truth; ``missing='drop'`` leaves
+    Raises ``ValueError`` naming the sources without ground truth; ``on_missing='drop'`` leaves
     them out of the result instead (MIQD-mini's consistency-only photos have no fitting class).
     """
     from miqa.database.builder import ANNOTATION_READERS
@@ -303,7 +303,7 @@ def cls_ground_truth(src_ids: Sequence[str], data_root: Optional[Union[str, os.P
                         if src not in found and classes:
                             found[src] = classes
     absent = sorted({s for s in src_ids if s not in found})
-    if absent and missing != 'drop':
+    if absent and on_missing != 'drop':
         raise ValueError(f'no ImageNet classes for {len(absent)} source(s), e.g. {absent[:5]} (looked in: '
                          f'{", ".join(tried) or "nothing: no data root"}); pass --annotations with a JSON '
                          '{src_id: [class indices]} or a CSV src_id,labels, or --annotated-only')

@@ -123,7 +123,7 @@ def classified_keys(keys, records, data_root: Optional[str] = None, annotations:
     """cls: the keys whose source has acceptable ImageNet classes (MIQD-mini's photos without a
     fitting class carry consistency-only labels and no ground truth for top-1)."""
     root, src_ids = _sources(keys, records, data_root)
-    classes = downstream.cls_ground_truth(sorted(set(src_ids)), root, annotations, missing='drop')
+    classes = downstream.cls_ground_truth(sorted(set(src_ids)), root, annotations, on_missing='drop')
     kept = [k for k, s in zip(keys, src_ids) if s in classes]
     print_log(f'--annotated-only: {len(kept)} of {len(keys)} images ({len(set(classes))} of '
               f'{len(set(src_ids))} sources) have ImageNet classes', logger='current')
