@@ -59,7 +59,7 @@ class HVSReferenceHook(Hook):
         out_name: stem of the files written into the work dir.
         min_photos: below this many val photos the table is printed with a warning that it is
             not evidence (60: the main job's target; a machine without the Debian photo
-            packages has about 10).
+            packages has far fewer).
     """
 
     priority = 'LOWEST'

@@ -1,4 +1,4 @@
-"""Keeping a run's log readable: drop known, repetitive mmengine lines for the span of one call.
+"""Keeping a run's log readable: drop known, repetitive mmengine lines (for one call, or a run).
 
 Used where mmengine logs one line per parameter (the optimizer constructor) or a deprecation
 notice that no miqa config can avoid (``CheckpointHook.before_train`` and every
