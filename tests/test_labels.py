@@ -198,6 +198,46 @@ def test_labeller_det_ins_with_adapter(task):
     assert labeller.describe()['formulas']['empty_reference']
 
 
+def blind_detector(images):
+    """Sees nothing on a bright image and a spurious object on a dark one."""
+    return bright_box_detector([255 - im for im in images])
+
+
+def test_aggregation_leaves_out_undefined_machines():
+    values = np.array([[0.2, np.nan, np.nan], [0.6, 0.8, np.nan], [1.0, 0.4, np.nan]])
+    w = normalise_weights([1, 1, 2], ['a', 'b', 'c'])
+    out = aggregate(values, w)
+    np.testing.assert_allclose(out['weighted'][:2], [(0.2 + 0.6 + 2 * 1.0) / 4, (0.8 + 2 * 0.4) / 3])
+    np.testing.assert_allclose(out['mean'][:2], np.nanmean(values[:, :2], 0))
+    np.testing.assert_allclose(out['std'][:2], np.nanstd(values[:, :2], 0))
+    assert all(math.isnan(out[k][2]) for k in ('weighted', 'mean', 'std'))
+
+
+@pytest.mark.parametrize('rule, dim', [('agree', 0.5), ('skip', 1.0)])
+def test_empty_reference_rule(rule, dim):
+    """'blind' finds nothing on the clean (bright) photo, so its reference is empty: 'agree'
+    averages in its 0/1 vote on each degraded image, 'skip' leaves it out ('sees' alone)."""
+    machines = [DetectorAdapter(bright_box_detector, name='sees'),
+                DetectorAdapter(blind_detector, name='blind')]
+    labeller = MachineLabeller('det', machines, missing_annotation='nan', exclude_without_reference=True,
+                               empty_reference=rule)
+    source = colour(200, 200, 200, size=32)
+    variants = {'same.png': source.copy(),                 # sees: AP 1; blind: nothing again (1 / NaN)
+                'dim.png': colour(130, 130, 130, size=32),  # sees: AP 1; blind: a spurious box (0 / NaN)
+                'dark.png': colour(10, 10, 10, size=32)}    # sees: lost it (AP 0); blind: spurious (0 / NaN)
+    scores = labeller.label(source, variants, None)
+    consistency = {k: v['weighted_consistency'] for k, v in scores.items()}
+    assert consistency == pytest.approx({'same.png': 1.0, 'dim.png': dim, 'dark.png': 0.0})
+    assert scores['dim.png']['std_consistency'] == pytest.approx(0.5 if rule == 'agree' else 0.0)
+    assert labeller.describe()['empty_reference'] == rule
+    formula = labeller.describe()['formulas']['empty_reference']
+    assert formula.startswith('1 if' if rule == 'agree' else 'undefined')
+    with pytest.raises(ValueError, match='exclude_without_reference'):
+        MachineLabeller('det', machines, empty_reference='skip')
+    with pytest.raises(ValueError, match='empty_reference'):
+        MachineLabeller('det', machines, empty_reference='ignore', exclude_without_reference=True)
+
+
 def test_labeller_end_to_end_lite0_on_a_real_photo():
     skdata = pytest.importorskip('skimage.data', reason='scikit-image provides the real test photo')
     from miqa.distortions import apply_distortion

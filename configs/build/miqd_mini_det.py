@@ -18,7 +18,10 @@
 # - Consistency: AP of the degraded image's detections against the same detector's clean detections
 #   with score >= 0.3 (at 0.5 only 46 / 67 of 341 photos had any reference box).
 # - Photos on which neither detector finds anything >= 0.3 (no consistency reference) are left out,
-#   listed with the reason in manifest_det.json ("excluded").
+#   listed with the reason in manifest_det.json ("excluded"). On a photo where only one detector
+#   finds something, the other has no reference: its consistency is undefined and left out
+#   (empty_reference='skip'), so the label is the AP of the detector that saw an object, not a mean
+#   with a 0/1 "still nothing" vote (with 'agree' a third of the labels were exactly 0.5).
 task = 'det'
 sources = dict(
     type='miqd_mini',               # miqa.database.sources.collect_miqd_mini
@@ -43,5 +46,6 @@ labeller = dict(
     pseudo_gt=dict(type='agreement', iou_thr=0.5, high_score=0.4, low_score=0.3, class_agnostic=False,
                    ignore_score=0.5),
     exclude_without_reference=True,
+    empty_reference='skip',
     weights=None)                   # uniform
 out_root = 'data/miqd_mini_det'

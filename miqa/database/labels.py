@@ -40,7 +40,10 @@ As in COCO, the AP averages over the categories present in the reference; detect
 categories do not lower it (``use_cats=False``: class-agnostic matching instead). A reference
 without (non-crowd) objects makes AP undefined; the label is then 1.0 if the prediction has no
 detection with score >= ``score_thr`` either (agreement on "nothing here"), else 0.0. A
-non-empty reference with no predictions gives 0.0.
+non-empty reference with no predictions gives 0.0. In a :class:`MachineLabeller`,
+``empty_reference='skip'`` instead leaves a machine whose clean predictions are empty out of that
+source's consistency (NaN for it; the aggregates then run over the machines with a reference), so
+a detector that saw nothing on the clean photo does not add a 0/1 "still nothing" vote.
 
 Without annotations, ``pseudo_gt=dict(type='agreement', ...)`` makes the accuracy reference from
 the machines' own clean predictions (:mod:`miqa.database.pseudo_gt`: the boxes the detectors
@@ -53,7 +56,8 @@ consistency reference either).
 Aggregation over the M machines (:func:`aggregate`): ``weighted_*`` =
 :math:`\sum_m w_m x_m / \sum_m w_m` (``weights``: ``None`` = uniform, a list in machine
 order, or a dict name -> weight); ``mean_*`` and ``std_*`` are the plain mean and the
-population std (ddof=0).
+population std (ddof=0). A machine without a label for an image (NaN) drops out of that image's
+sums; an image no machine labels stays NaN.
 
 :func:`build_labeller` makes the builder's labeller from a config (``labeller=dict(
 type='MachineLabeller', task='cls', machines=[...], ...)``); ``label(source, variants,
@@ -240,6 +244,13 @@ def coco_ap(reference: Optional[Sequence[Mapping[str, Any]]], prediction: Detect
     return float(valid.mean()) if valid.size else 0.0
 
 
+# What a det/ins machine's consistency is on a source where its clean predictions are empty.
+EMPTY_REFERENCE = {
+    'agree': '1 if no prediction has score >= {thr}, else 0',
+    'skip': 'undefined (NaN): the machine is left out of the aggregates for that source',
+}
+
+
 # ---------------------------------------------------------------- aggregation
 def normalise_weights(weights: Union[None, Sequence[float], Mapping[str, float]],
                       names: Sequence[str]) -> np.ndarray:
@@ -263,9 +274,19 @@ def normalise_weights(weights: Union[None, Sequence[float], Mapping[str, float]]
 
 
 def aggregate(values: np.ndarray, weights: np.ndarray) -> Dict[str, np.ndarray]:
-    """``values`` (M machines, N images) -> ``weighted``, ``mean``, ``std`` (ddof=0), each (N,)."""
+    """``values`` (M machines, N images) -> ``weighted``, ``mean``, ``std`` (ddof=0), each (N,).
+
+    NaN entries (a machine without a label for that image) drop out of the image's sums.
+    """
     values = np.asarray(values, dtype=np.float64)
-    return dict(weighted=weights @ values, mean=values.mean(0), std=values.std(0))
+    defined = ~np.isnan(values)
+    w = np.where(defined, np.asarray(weights, dtype=np.float64)[:, None], 0.0)
+    count, total = defined.sum(0), w.sum(0)
+    with np.errstate(invalid='ignore', divide='ignore'):
+        weighted = np.where(defined, values * w, 0.0).sum(0) / total
+        mean = np.where(defined, values, 0.0).sum(0) / count
+        std = np.sqrt(np.where(defined, (values - mean) ** 2, 0.0).sum(0) / count)
+    return dict(weighted=weighted, mean=mean, std=std)
 
 
 # ---------------------------------------------------------------- the labeller
@@ -293,6 +314,10 @@ class MachineLabeller:
             (:meth:`inspect_source`); ``None``: no pseudo ground truth.
         exclude_without_reference: det/ins: :meth:`inspect_source` asks the builder to leave out
             a source on which no machine has a clean detection with score >= ``score_thr``.
+        empty_reference: det/ins, a machine with no clean detection >= ``score_thr`` on a source:
+            ``'agree'`` (default): its consistency is :func:`coco_ap`'s empty-reference value (1 if
+            the degraded image has none either, else 0); ``'skip'``: NaN, so the source's
+            consistency aggregates over the machines that have a reference.
     """
 
     def __init__(self, task: str = 'cls', machines: Sequence[Union[Machine, Mapping[str, Any]]] = (),
@@ -300,15 +325,23 @@ class MachineLabeller:
                  weights: Union[None, Sequence[float], Mapping[str, float]] = None, score_thr: float = 0.5,
                  use_cats: bool = True, max_dets: int = 100, num_classes: int = 1000,
                  missing_annotation: str = 'error', pseudo_gt: Optional[Mapping[str, Any]] = None,
-                 exclude_without_reference: bool = False) -> None:
+                 exclude_without_reference: bool = False, empty_reference: str = 'agree') -> None:
         if task not in TASKS:
             raise ValueError(f'task must be one of {TASKS}, got {task!r}')
         if not machines:
             raise ValueError('MachineLabeller needs at least one machine')
         if missing_annotation not in ('error', 'nan'):
             raise ValueError(f"missing_annotation must be 'error' or 'nan', got {missing_annotation!r}")
-        if (pseudo_gt is not None or exclude_without_reference) and task == 'cls':
-            raise ValueError('pseudo_gt and exclude_without_reference are for det/ins labellers')
+        if empty_reference not in EMPTY_REFERENCE:
+            raise ValueError(f'empty_reference must be one of {sorted(EMPTY_REFERENCE)}, '
+                             f'got {empty_reference!r}')
+        det_only = pseudo_gt is not None or exclude_without_reference or empty_reference != 'agree'
+        if task == 'cls' and det_only:
+            raise ValueError('pseudo_gt, exclude_without_reference and empty_reference are for det/ins '
+                             'labellers')
+        if empty_reference == 'skip' and not exclude_without_reference:
+            raise ValueError("empty_reference='skip' needs exclude_without_reference=True (a source no "
+                             'machine has a reference for would get no consistency label)')
         if pseudo_gt is not None and task != 'det':
             raise ValueError('pseudo_gt makes boxes: det labellers only')
         self.task = task
@@ -330,6 +363,7 @@ class MachineLabeller:
         self.num_classes, self.missing_annotation = int(num_classes), missing_annotation
         self.pseudo_gt = build_pseudo_gt(pseudo_gt)
         self.exclude_without_reference = bool(exclude_without_reference)
+        self.empty_reference = empty_reference
         self._clean: Optional[tuple] = None  # (image digest, {machine name: clean Detections})
 
     # per machine: (consistency (N,), accuracy (N,)) of the variants
@@ -380,9 +414,11 @@ class MachineLabeller:
         dets = machine.predict(images)
         reference = detections_to_annotations(clean, self.score_thr, iou_type)
         kw = dict(iou_type=iou_type, score_thr=self.score_thr, use_cats=self.use_cats, max_dets=self.max_dets)
+        skip = self.empty_reference == 'skip' and not has_objects(reference)
         cons, acc = [], []
         for image, det in zip(images, dets):
-            cons.append(coco_ap(reference, det, image.shape, metric=self.consistency, **kw))
+            cons.append(np.nan if skip else coco_ap(reference, det, image.shape, metric=self.consistency,
+                                                    **kw))
             acc.append(np.nan if annotation is None else coco_ap(annotation, det, image.shape,
                                                                  metric=self.accuracy, **kw))
         return np.array(cons), np.array(acc)
@@ -423,7 +459,7 @@ class MachineLabeller:
             formulas = dict(
                 consistency=ap.format(self.consistency, clean),
                 accuracy=ap.format(self.accuracy, 'the annotations'),
-                empty_reference=f'1 if no prediction has score >= {self.score_thr}, else 0')
+                empty_reference=EMPTY_REFERENCE[self.empty_reference].format(thr=self.score_thr))
         return dict(
             type=type(self).__name__, task=self.task, consistency=self.consistency, accuracy=self.accuracy,
             formulas=formulas, weights=dict(zip(self.names, self.weights.tolist())),
@@ -431,7 +467,8 @@ class MachineLabeller:
             score_thr=self.score_thr, use_cats=self.use_cats, max_dets=self.max_dets,
             **({} if self.task == 'cls' else dict(
                 pseudo_gt=None if self.pseudo_gt is None else _describe_rule(self.pseudo_gt),
-                exclude_without_reference=self.exclude_without_reference)),
+                exclude_without_reference=self.exclude_without_reference,
+                empty_reference=self.empty_reference)),
             machines=[m.describe() for m in self.machines],
             versions={p: package_version(p) for p in ('torch', 'numpy', 'pycocotools', 'timm')})
 
