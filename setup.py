@@ -50,7 +50,7 @@ setup(
         'export': ['onnx==1.23.2', 'onnxscript==0.7.2', 'onnxruntime==1.32.0'],
     },
     package_data={'miqa': ['evaluation/paper/*.csv', 'evaluation/paper/*.md', 'database/data/*.csv',
-                           'database/data/*.txt', 'apis/model_zoo.csv']},
+                           'database/data/*.txt', 'apis/model_zoo.csv', 'hub/weights.csv']},
     cmdclass={'build_py': BuildWithConfigs},
     entry_points={'console_scripts': ['miqa=miqa.cli:main']},
     classifiers=[

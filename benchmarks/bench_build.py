@@ -155,8 +155,9 @@ def main(argv: List[str] = None) -> None:
             print('\n3. labelled builds skipped (--skip-labels)')
             return
         try:
-            from miqa.database.machines import lite_weight_file
-            lite_weight_file(args.variant)
+            from miqa.database.machines import LITE_VARIANTS
+            from miqa.hub import find_weights
+            find_weights(LITE_VARIANTS[args.variant].weights)
         except Exception as err:  # the machine or its weights are not installed here
             print(f'\n3. labelled builds skipped: EfficientNet-{args.variant} unavailable ({err})')
             return

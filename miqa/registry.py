@@ -100,6 +100,7 @@ MODELS = _child('model', MMENGINE_MODELS, [f'miqa.models.{m}' for m in (
 METRICS = _child('metric', MMENGINE_METRICS, ['miqa.evaluation.iqa_metric'])
 EVALUATOR = _child('evaluator', MMENGINE_EVALUATOR, ['miqa.evaluation.iqa_metric'])
 DISTORTIONS = Registry('distortion', scope='miqa', locations=['miqa.distortions'])
-MACHINES = Registry('machine', scope='miqa', locations=['miqa.database.machines', 'miqa.database.detectors'])
+MACHINES = Registry('machine', scope='miqa', locations=[
+    'miqa.database.machines', 'miqa.database.detector_adapter', 'miqa.database.detectors'])
 SOURCES = Registry('source collector', scope='miqa', locations=['miqa.database'])
 SCORERS = Registry('hvs scorer', scope='miqa', locations=['miqa.hvs'], case_insensitive=True)

@@ -20,8 +20,8 @@ from PIL import Image
 
 from machine_iqa import MIQAModel, batch_assess
 from miqa.apis.inference import ImagePreprocessor, collate, load_image
+from miqa.hub import load_checkpoint_state_dict
 from miqa.models.converters import TIMM_VIT_TO_MMSEG, rename_keys
-from miqa.models.weights import load_checkpoint_state_dict
 from miqa.registry import TRANSFORMS
 
 ROOT = Path(__file__).resolve().parents[1]

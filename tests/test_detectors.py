@@ -19,7 +19,7 @@ from miqa.database.human_models import (
     main,
 )
 from miqa.database.machines import build_machine
-from miqa.models.weights import ChecksumError, recorded_sha256
+from miqa.hub import ChecksumError, recorded_sha256
 from miqa.testing.tfjs_models import write_fake_centernet, write_fake_nanodet
 
 REAL_DIR = Path(os.environ.get('MIQA_TEST_HUMAN_MODELS', '~/.cache/miqa/weights/human-models')).expanduser()

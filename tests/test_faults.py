@@ -26,7 +26,7 @@ import pytest
 import torch
 from test_tools import tiny_config
 
-from miqa.models.weights import UnsafeCheckpointError, load_training_checkpoint, training_checkpoint_globals
+from miqa.hub import UnsafeCheckpointError, load_training_checkpoint, training_checkpoint_globals
 from miqa.utils.io import FAULT_ENV, TEMP_SUFFIX
 
 ROOT = Path(__file__).resolve().parents[1]

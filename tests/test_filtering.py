@@ -29,7 +29,8 @@ from miqa.analysis.filtering import (
     num_dropped,
     random_curves,
 )
-from miqa.database.machines import ClassifierMachine, DetectorAdapter
+from miqa.database.detector_adapter import DetectorAdapter
+from miqa.database.machines import ClassifierMachine
 from miqa.database.sources import imagenet_classes
 from miqa.registry import MACHINES
 

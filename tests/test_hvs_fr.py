@@ -20,11 +20,9 @@ from skimage.transform import downscale_local_mean
 from torchvision.models import vgg as tv_vgg
 
 from miqa.engine.hvs_reference import HVSReferenceHook
+from miqa.hub import WEIGHTS, WeightFile, expected_sha256, file_sha256, verify, weight_entry
 from miqa.hvs import build_scorer, scorer_status
-from miqa.hvs import weights as hvs_weights
 from miqa.hvs.classic import PSNR_CAP
-from miqa.hvs.weights import HVS_WEIGHTS, HVSWeightFile, expected_sha256, file_sha256, verify_weight
-from miqa.models.weights import WeightSource
 
 PSNR_TOL_DB = 1e-3  # piq adds 1e-8 to the MSE and works in float32: < 1e-4 dB here
 SSIM_TOL = 1e-4  # float32 (piq) against float64 (skimage): < 2e-5 here
@@ -161,7 +159,7 @@ def test_missing_weights_name_file_url_and_place(home):
     assert str(home / 'weights' / 'vgg16-397923af.pth') in msg and 'weights=dict(vgg16=' in msg
     for name, key in (('LPIPS', 'lpips_vgg'), ('DISTS', 'dists')):
         ok, reason = scorer_status(name)
-        source = HVS_WEIGHTS[key].source
+        source = WEIGHTS[key]
         assert not ok and source.file in reason and source.url in reason and 'vgg16-397923af.pth' in reason
         assert scorer_status(dict(type=name, pretrained=False))[0]
     assert scorer_status('SSIM') == (True, 'no weight files needed')
@@ -170,7 +168,7 @@ def test_missing_weights_name_file_url_and_place(home):
 def test_status_sees_files_without_building(home, tmp_path):
     for key in ('vgg16', 'dists'):
         (home / 'weights').mkdir(parents=True, exist_ok=True)
-        (home / 'weights' / HVS_WEIGHTS[key].source.file).write_bytes(b'not checked by the status')
+        (home / 'weights' / WEIGHTS[key].file).write_bytes(b'not checked by the status')
     assert scorer_status('DISTS')[0]
     ok, reason = scorer_status('LPIPS')
     assert not ok and 'lpips_weights.pt' in reason and 'vgg16-397923af.pth' not in reason
@@ -184,26 +182,26 @@ def test_wrong_sha256_is_refused(home, tmp_path):
     torch.save({'features.0.weight': torch.zeros(1)}, fake)
     with pytest.raises(ValueError, match='sha256') as err:
         build_scorer('DISTS', weights=dict(vgg16=str(fake)))
-    assert HVS_WEIGHTS['vgg16'].source.url in str(err.value)
+    assert WEIGHTS['vgg16'].url in str(err.value)
 
 
 def test_sha256_rules(home, tmp_path):
     # torchvision names carry their digest's first hex digits; the table's full digest agrees
-    assert HVS_WEIGHTS['vgg16'].sha256.startswith('397923af') and len(HVS_WEIGHTS['vgg16'].sha256) == 64
-    resnet50 = hvs_weights.weight_entry('resnet50').source.file  # resnet50-0676ba61.pth
+    assert WEIGHTS['vgg16'].sha256.startswith('397923af') and len(WEIGHTS['vgg16'].sha256) == 64
+    resnet50 = weight_entry('resnet50').file  # resnet50-0676ba61.pth
     assert expected_sha256('resnet50') == resnet50.rsplit('-', 1)[1].split('.')[0]
     assert expected_sha256('lpips_vgg') == ''
     # no published digest: trusted on first use, recorded, later different files refused
     a, b = tmp_path / 'a.pt', tmp_path / 'b.pt'
     torch.save([torch.ones(c) for c in CHANNELS], a)
     torch.save([torch.zeros(c) for c in CHANNELS], b)
-    assert verify_weight('lpips_vgg', a) == file_sha256(a)
+    assert verify('lpips_vgg', a) == file_sha256(a)
     record = json.loads((home / 'weights' / 'sha256.json').read_text())
     assert record['lpips_weights.pt']['sha256'] == file_sha256(a)
     assert record['lpips_weights.pt']['source'] == 'trust-on-first-use'
-    verify_weight('lpips_vgg', a)
+    verify('lpips_vgg', a)
     with pytest.raises(ValueError, match='differs from .* recorded for .*trust-on-first-use'):
-        verify_weight('lpips_vgg', b)
+        verify('lpips_vgg', b)
 
 
 def test_build_scorer_did_you_mean():
@@ -233,8 +231,7 @@ def _vgg_file(tmp_path, monkeypatch):
     state['classifier.0.bias'] = torch.zeros(4)
     path = tmp_path / 'vgg16-test.pth'
     torch.save(state, path)
-    monkeypatch.setitem(HVS_WEIGHTS, 'vgg16', HVSWeightFile(WeightSource(path.name, 'file://test'),
-                                                            file_sha256(path)))
+    monkeypatch.setitem(WEIGHTS, 'vgg16', WeightFile('vgg16', path.name, 'file://test', file_sha256(path)))
     return path, net.eval()
 
 

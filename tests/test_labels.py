@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from mmengine.config import ConfigDict
 
+from miqa.database.detector_adapter import DetectorAdapter
 from miqa.database.labels import (
     CLS_ACCURACY,
     CLS_CONSISTENCY,
@@ -17,7 +18,7 @@ from miqa.database.labels import (
     detections_to_annotations,
     normalise_weights,
 )
-from miqa.database.machines import DetectorAdapter, Machine
+from miqa.database.machines import Machine
 
 pytest.importorskip('pycocotools')
 

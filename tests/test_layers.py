@@ -21,7 +21,8 @@ def _loaded(module: str, heavy: tuple) -> list:
     ('miqa.utils.paths', ('torch', 'mmengine', 'numpy')),
     ('miqa.utils.types', ('torch', 'mmengine', 'numpy')),
     ('miqa.evaluation.functional', ('torch', 'mmengine')),
-    ('miqa.apis.zoo', ('timm',)),
+    ('miqa.apis.zoo', ('timm', 'torch')),
+    ('miqa.hub.download', ('torch', 'mmengine', 'numpy')),
     ('miqa.cli', ('torch', 'mmengine')),
 ])
 def test_light_modules_stay_light(module, heavy):

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
+from miqa.database.detector_adapter import DetectorAdapter
 from miqa.database.machines import (
     COCO80_TO_91,
     RESIZERS,
-    DetectorAdapter,
     EfficientNetLite,
     TimmClassifier,
     build_machine,

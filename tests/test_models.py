@@ -7,7 +7,8 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
 
-from miqa.models import RAMIQA, build_backbone, load_state_dict_file, resolve_weights  # noqa: E402
+from miqa.hub import load_state_dict_file, resolve_weights  # noqa: E402
+from miqa.models import RAMIQA, build_backbone  # noqa: E402
 from miqa.registry import MODELS  # noqa: E402
 
 TINY_VIT = dict(name='vit_small_patch16_224', pretrained=False, img_size=32, depth=1)

@@ -5,7 +5,8 @@ import torch
 from mmengine.config import Config
 from mmengine.logging.history_buffer import HistoryBuffer
 
-from miqa.utils.setup_env import adapt_config, load_training_checkpoint
+from miqa.utils.checkpoint import load_training_checkpoint
+from miqa.utils.setup_env import adapt_config
 
 
 class _Evil:

@@ -14,6 +14,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
+from miqa import hub
 from miqa.apis import zoo
 from miqa.apis.inference import MIQAModel
 from miqa.evaluation.reference import paper_row
@@ -32,8 +33,8 @@ def isolated(monkeypatch, tmp_path):
     """A fresh MIQA_HOME per test, online mode, and no real network transport."""
     monkeypatch.setenv('MIQA_HOME', str(tmp_path / 'home'))
     monkeypatch.delenv('MIQA_OFFLINE', raising=False)
-    monkeypatch.setitem(zoo.TRANSPORTS, 'http', _no_network)
-    monkeypatch.setitem(zoo.TRANSPORTS, 'https', _no_network)
+    monkeypatch.setitem(hub.TRANSPORTS, 'http', _no_network)
+    monkeypatch.setitem(hub.TRANSPORTS, 'https', _no_network)
 
 
 def test_zoo_has_every_official_checkpoint():
@@ -119,7 +120,7 @@ def test_download_records_and_then_enforces_the_checksum(tmp_path):
     with pytest.warns(UserWarning, match='trust on first use'):
         path = zoo.fetch_weights(entry, progress=False)
     assert path == tmp_path / 'home' / 'weights' / entry.file and path.read_bytes() == src.read_bytes()
-    record = zoo.recorded_sha256()[entry.file]
+    record = hub.recorded_sha256()[entry.file]
     assert record['sha256'] == digest and record['source'] == 'trust-on-first-use'
 
     with warnings.catch_warnings():
@@ -127,7 +128,7 @@ def test_download_records_and_then_enforces_the_checksum(tmp_path):
         assert zoo.fetch_weights(entry) == path
 
     path.write_bytes(b'tampered')
-    with pytest.raises(zoo.ChecksumError, match=digest):
+    with pytest.raises(hub.ChecksumError, match=digest):
         zoo.fetch_weights(entry)
 
 
@@ -137,7 +138,7 @@ def test_pinned_checksum(tmp_path):
     digest = hashlib.sha256(src.read_bytes()).hexdigest()
     entry = zoo.with_url(zoo.get_model_entry('resnet50', 'cls', 'accuracy'), src.as_uri())
 
-    with pytest.raises(zoo.ChecksumError, match='does not match'):
+    with pytest.raises(hub.ChecksumError, match='does not match'):
         zoo.fetch_weights(entry, sha256='0' * 64, progress=False)
     assert not entry.weight_path().exists()  # a refused download leaves nothing behind
     assert not list(entry.weight_path().parent.glob('.*part'))
@@ -145,20 +146,20 @@ def test_pinned_checksum(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter('error')  # a pinned download is not "trusted on first use"
         zoo.fetch_weights(entry, sha256=digest.upper(), progress=False)
-    assert zoo.recorded_sha256()[entry.file] | {'recorded': None} == dict(
+    assert hub.recorded_sha256()[entry.file] | {'recorded': None} == dict(
         sha256=digest, source='pinned', url=src.as_uri(), recorded=None)
-    zoo.pin_sha256(entry.file, '1' * 64)
-    with pytest.raises(zoo.ChecksumError):
+    hub.pin_sha256(entry.file, '1' * 64)
+    with pytest.raises(hub.ChecksumError):
         zoo.fetch_weights(entry)
     with pytest.raises(ValueError, match='64 hex'):
-        zoo.pin_sha256(entry.file, 'abc')
+        hub.pin_sha256(entry.file, 'abc')
 
 
 def test_drive_links_use_the_direct_endpoint():
     direct = 'https://drive.usercontent.google.com/download?id=ABC_12-x&export=download&confirm=t'
-    assert zoo.drive_direct_url('https://drive.google.com/uc?id=ABC_12-x') == direct
-    assert zoo.drive_direct_url('https://drive.google.com/file/d/ABC_12-x/view?usp=sharing') == direct
-    assert zoo.drive_direct_url('https://example.org/w.pth') == 'https://example.org/w.pth'
+    assert hub.drive_direct_url('https://drive.google.com/uc?id=ABC_12-x') == direct
+    assert hub.drive_direct_url('https://drive.google.com/file/d/ABC_12-x/view?usp=sharing') == direct
+    assert hub.drive_direct_url('https://example.org/w.pth') == 'https://example.org/w.pth'
 
 
 def test_published_model_end_to_end_through_the_converter(tmp_path, monkeypatch):
@@ -179,7 +180,7 @@ def test_published_model_end_to_end_through_the_converter(tmp_path, monkeypatch)
         fetched.append(url)
         fileobj.write((tmp_path / 'authors.pth').read_bytes())
 
-    monkeypatch.setitem(zoo.TRANSPORTS, 'https', fake_drive)
+    monkeypatch.setitem(hub.TRANSPORTS, 'https', fake_drive)
     with pytest.warns(UserWarning, match='trust on first use'):
         published = MIQAModel('ResNet-18', device='cpu')
     assert fetched == [zoo.get_model_entry('resnet18').url]
@@ -212,12 +213,12 @@ def test_a_file_placed_by_hand_is_recorded_on_first_use_then_enforced(tmp_path, 
     path = entry.weight_path()
     path.parent.mkdir(parents=True)
     path.write_bytes(b'weights copied by hand' * 100)
-    assert entry.file not in zoo.recorded_sha256()
+    assert entry.file not in hub.recorded_sha256()
     assert zoo.fetch_weights(entry, download=False) == path
-    record = zoo.recorded_sha256()[entry.file]
+    record = hub.recorded_sha256()[entry.file]
     assert record['sha256'] == hashlib.sha256(path.read_bytes()).hexdigest()
     assert record['source'] == 'trust-on-first-use'
     assert zoo.fetch_weights(entry, download=False) == path  # the same file passes
     path.write_bytes(b'another file, same name' * 100)
-    with pytest.raises(zoo.ChecksumError, match=record['sha256']):
+    with pytest.raises(hub.ChecksumError, match=record['sha256']):
         zoo.fetch_weights(entry, download=False)

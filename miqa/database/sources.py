@@ -122,7 +122,7 @@ class PinnedFile:
 
 @cache
 def _verified(path: str, sha256: str, command: str) -> bool:
-    from miqa.models.weights import file_sha256
+    from miqa.hub.checksums import file_sha256
 
     digest = file_sha256(path)
     if digest != sha256:

@@ -7,13 +7,12 @@ from typing import Any, Dict, Union
 
 from miqa.registry import SCORERS
 
-from .base import HVSScorer
+from .base import HVSScorer, scorer_status
 from .classic import PSNR, SSIM, VSI
 from .confidence import ClassifierConfidence, Lite0MSP
 from .deep_fr import DISTS, LPIPS
 from .hyperiqa import HyperIQA
 from .maniqa import MANIQA, MANIQAKADID, MANIQAPIPAL
-from .weights import HVS_WEIGHTS, scorer_status
 
 
 def build_scorer(cfg: Union[str, Dict[str, Any]], **kwargs) -> HVSScorer:
@@ -25,6 +24,6 @@ def build_scorer(cfg: Union[str, Dict[str, Any]], **kwargs) -> HVSScorer:
     return SCORERS.build(cfg)
 
 
-__all__ = ['HVSScorer', 'build_scorer', 'SCORERS', 'PSNR', 'SSIM', 'VSI', 'LPIPS', 'DISTS', 'HVS_WEIGHTS',
-           'scorer_status', 'HyperIQA', 'MANIQA', 'MANIQAKADID', 'MANIQAPIPAL', 'ClassifierConfidence',
+__all__ = ['HVSScorer', 'build_scorer', 'SCORERS', 'PSNR', 'SSIM', 'VSI', 'LPIPS', 'DISTS', 'scorer_status',
+           'HyperIQA', 'MANIQA', 'MANIQAKADID', 'MANIQAPIPAL', 'ClassifierConfidence',
            'Lite0MSP']

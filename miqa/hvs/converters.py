@@ -30,8 +30,8 @@ from typing import Mapping, Optional
 import torch
 from torch import Tensor
 
+from miqa.hub.loading import unwrap_state_dict
 from miqa.models.converters import ConversionError, Rules, check_state_dict, rename_keys
-from miqa.models.weights import unwrap_state_dict
 from miqa.utils.types import StateDict
 
 __all__ = ['ConversionError', 'HYPERIQA_RULES', 'HYPERIQA_EXPORT_RULES', 'MANIQA_RULES', 'MANIQA_DROP',

@@ -2,7 +2,7 @@
 
 The forward passes are piq's (``piq.LPIPS``, ``piq.DISTS``); only their construction differs:
 piq downloads its weights through ``torch.hub`` and torchvision, here every file is local and
-checked (:mod:`miqa.hvs.weights`):
+checked (:mod:`miqa.hub`):
 
 - ``vgg16``: torchvision's ``vgg16-397923af.pth`` (only its ``features.*`` are used);
 - ``lpips_vgg``: piq's ``lpips_weights.pt``, the five non-negative linear layers of LPIPS v0.1;
@@ -22,8 +22,7 @@ from miqa.registry import SCORERS
 from miqa.utils.types import PathLike
 from miqa.vocab import IMAGENET_MEAN, IMAGENET_STD
 
-from .base import HVSScorer
-from .weights import load_weight
+from .base import HVSScorer, load_scorer_weight
 
 #: The VGG16 layers both metrics read (Zhang et al. 2018; Ding et al. 2020).
 LAYERS = ('relu1_2', 'relu2_2', 'relu3_3', 'relu4_3', 'relu5_3')
@@ -101,7 +100,7 @@ class _VGGDistance(HVSScorer):
                              f'{list(self.weight_files)}')
         self.pretrained = bool(pretrained)
         if self.pretrained:
-            loaded = {key: load_weight(key, weights.get(key)) for key in self.weight_files}
+            loaded = {key: load_scorer_weight(key, weights.get(key)) for key in self.weight_files}
         else:
             loaded = {}
         self.metric = self._build(vgg16_features(loaded.get('vgg16')), loaded)
@@ -127,7 +126,7 @@ class LPIPS(_VGGDistance):
     differences weighted by the learned linear layers, averaged over space, summed over layers.
 
     Args:
-        pretrained: ``True`` loads ``vgg16`` and ``lpips_vgg`` (:mod:`miqa.hvs.weights`); ``False``
+        pretrained: ``True`` loads ``vgg16`` and ``lpips_vgg`` (:mod:`miqa.hub`); ``False``
             builds random weights, **for tests only**.
         weights: paths per key overriding ``$MIQA_HOME/weights/<file>``.
     """
@@ -152,7 +151,7 @@ class DISTS(_VGGDistance):
     exceeds 256 px are resized to 256 (piq, as the authors' code).
 
     Args:
-        pretrained: ``True`` loads ``vgg16`` and ``dists`` (:mod:`miqa.hvs.weights`); ``False``
+        pretrained: ``True`` loads ``vgg16`` and ``dists`` (:mod:`miqa.hub`); ``False``
             builds random weights, **for tests only**.
         weights: paths per key overriding ``$MIQA_HOME/weights/<file>``.
     """

@@ -23,10 +23,9 @@ from miqa.registry import SCORERS
 from miqa.utils.types import PathLike
 from miqa.vocab import IMAGENET_MEAN, IMAGENET_STD
 
-from .base import HVSScorer
+from .base import HVSScorer, load_scorer_weight
 from .converters import convert_hyperiqa
 from .crops import fit_min_side, mean_crop_score
-from .weights import load_weight
 
 #: Per LDA branch: (channels of ResNet-50 ``layer{i}``, channels after the 1x1 conv or None,
 #: side after the 7x7 pooling at 224 input).
@@ -104,7 +103,7 @@ class HyperIQA(HVSScorer):
         self.register_buffer('std', torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         if pretrained:
             key = self.weight_files[0]
-            state = load_weight(key, (weights or {}).get(key))
+            state = load_scorer_weight(key, (weights or {}).get(key))
             self.load_state_dict(convert_hyperiqa(state, self.state_dict()))
         self.eval()
 

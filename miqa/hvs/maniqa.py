@@ -30,10 +30,9 @@ from torch import nn
 from miqa.registry import SCORERS
 from miqa.utils.types import PathLike
 
-from .base import HVSScorer
+from .base import HVSScorer, load_scorer_weight
 from .converters import convert_maniqa
 from .crops import fit_min_side, mean_crop_score
-from .weights import load_weight
 
 
 class TransposedAttention(nn.Module):
@@ -153,7 +152,7 @@ class MANIQA(HVSScorer):
         self.weight_head = _patch_head(embed_dim // 2, nn.Sigmoid())
         if pretrained:
             key = self.weight_files[0]
-            state = load_weight(key, (weights or {}).get(key))
+            state = load_scorer_weight(key, (weights or {}).get(key))
             persistent = self.state_dict()
             buffers = {k: v for k, v in self.named_buffers() if k not in persistent}
             self.load_state_dict(convert_maniqa(state, persistent, buffers, vit_blocks=len(vit.blocks)))

@@ -2,7 +2,7 @@
 
 Names are imported on first use, so ``import miqa.models.weights`` does not load timm. The
 ``MODELS`` registry lists the modules that register into it (:mod:`miqa.registry`), so building
-any ``type`` from a config finds it.
+any ``type`` from a config finds it. Weight files (tables, look-up, checksums): :mod:`miqa.hub`.
 """
 from miqa.utils.lazy import lazy_exports
 
@@ -18,7 +18,7 @@ _EXPORTS = {
     'RegionTokenCache': 'region_cache',
     **dict.fromkeys(('CNNRegionEncoder', 'RegionEncoder', 'TimmViTRegionEncoder'), 'region_encoder'),
     'IQARegressor': 'regressor',
-    **dict.fromkeys(('WEIGHT_SOURCES', 'load_state_dict_file', 'miqa_home', 'resolve_weights'), 'weights'),
+    **dict.fromkeys(('load_model_weights', 'load_strict'), 'weights'),
 }
 __all__ = list(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

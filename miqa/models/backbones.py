@@ -1,7 +1,7 @@
 """Backbones: a table of name -> builder (spec §5), local pretrained weights, head replacement.
 
 Each entry builds the ImageNet-1k classifier with random weights, loads the local weight
-file chosen by ``pretrained`` (:mod:`miqa.models.weights`) into that *unchanged*
+file chosen by ``pretrained`` (:mod:`miqa.hub`) into that *unchanged*
 architecture, then replaces its classifier: ``num_outputs=1`` gives the baselines'
 ``Linear(features, 1)`` under the original module name (torchvision ``fc`` /
 ``classifier``, timm ``head``, EfficientNet-Lite ``_fc``) so released checkpoints load;
@@ -18,14 +18,11 @@ import timm
 from torch import Tensor, nn
 from torchvision import models as tvm
 
-from .converters import check_state_dict, load_timm_vit
-from .weights import Pretrained, load_state_dict_file, resolve_weights
+from miqa.hub.loading import load_state_dict_file
+from miqa.hub.lookup import Pretrained, resolve_weights
 
-
-def _load_classifier(model: nn.Module, state_dict: Mapping[str, Tensor]) -> None:
-    """Strict load into the unchanged ImageNet architecture."""
-    check_state_dict(state_dict, model.state_dict(), type(model).__name__)
-    model.load_state_dict(state_dict)
+from .converters import load_timm_vit
+from .weights import load_strict
 
 
 def _timm(name: str, **kwargs) -> nn.Module:
@@ -45,7 +42,7 @@ class BackboneEntry:
         factory: builds the ImageNet classifier with random weights (``**kwargs`` pass through).
         head: attribute holding the classifier (replaced as a whole); ``None`` for timm
             models, which use ``reset_classifier``.
-        weights: key into :data:`~miqa.models.weights.WEIGHT_SOURCES` (default file).
+        weights: key of the default file in the weight table (:data:`miqa.hub.WEIGHTS`).
         load: loads a state dict into the model built by ``factory``.
         no_dropout: attributes set to ``Identity`` (dropout before the classifier).
     """
@@ -53,7 +50,7 @@ class BackboneEntry:
     factory: Callable[..., nn.Module]
     head: Optional[str]
     weights: Optional[str]
-    load: Callable[[nn.Module, Mapping[str, Tensor]], None] = _load_classifier
+    load: Callable[[nn.Module, Mapping[str, Tensor]], None] = load_strict
     no_dropout: Tuple[str, ...] = ()
 
 

@@ -30,10 +30,10 @@ import torch
 from timm.layers import resample_abs_pos_embed
 from torch import Tensor, nn
 
+from miqa.hub.loading import load_state_dict_file, unwrap_state_dict
 from miqa.utils.types import PathLike, StateDict
 
 from ..registry import MODELS
-from .weights import load_state_dict_file, unwrap_state_dict
 
 Rules = Sequence[Tuple[str, str]]
 

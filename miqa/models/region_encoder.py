@@ -13,10 +13,12 @@ import timm
 import torch
 from torch import Tensor, nn
 
+from miqa.hub.loading import load_state_dict_file
+from miqa.hub.lookup import Pretrained, resolve_weights
+
 from ..registry import MODELS
 from .backbones import build_backbone
 from .converters import load_timm_vit
-from .weights import Pretrained, load_state_dict_file, resolve_weights
 
 
 class RegionEncoder(nn.Module):
@@ -64,11 +66,11 @@ class TimmViTRegionEncoder(RegionEncoder):
         img_size: input size; 288 in the reference (position embeddings resized 14x14 ->
             18x18, bicubic, when 224 weights load).
         pretrained: ``True`` -> the SERE file ``sere_finetuned_vit_small_ep100.pth``
-            (:data:`~miqa.models.weights.WEIGHT_SOURCES`), a path, or ``False`` (random).
+            (:data:`miqa.hub.WEIGHTS`), a path, or ``False`` (random).
             timm-style (SERE) and mmseg names both load (:func:`~miqa.models.converters.vit_to_timm`).
         final_norm: which norm of a timm-style file feeds the final LayerNorm
             (default ``fc_norm`` when present, else ``norm``).
-        weights: key of the default file in ``WEIGHT_SOURCES``.
+        weights: key of the default file in the weight table (:data:`miqa.hub.WEIGHTS`).
         ln_eps: LayerNorm epsilon (timm's default 1e-6; mmseg's ``dict(type='LN')`` default is
             1e-5, which the reference's mmseg encoder used unless its config set ``eps``).
         frozen: keep it frozen (the reference); ``False`` trains it (and disables the cache).

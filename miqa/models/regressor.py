@@ -11,10 +11,11 @@ from typing import Optional, Union
 
 from torch import Tensor
 
+from miqa.hub.lookup import Pretrained
+
 from ..registry import MODELS
 from .backbones import backbone_cfg, build_backbone
 from .base import DataSamples, MIQABaseModel
-from .weights import Pretrained
 
 
 @MODELS.register_module()

@@ -6,7 +6,7 @@ the standard library; ``from miqa.utils import setup_runtime`` loads torch and m
 """
 from .lazy import lazy_exports
 
-_EXPORTS = {'apply_overrides': 'config', 'load_training_checkpoint': 'setup_env',
+_EXPORTS = {'apply_overrides': 'config', 'load_training_checkpoint': 'checkpoint',
             'register_all_modules': 'setup_env', 'setup_runtime': 'setup_env'}
 __all__ = list(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

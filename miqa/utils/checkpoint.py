@@ -1,9 +1,10 @@
 """Safe loading of mmengine training checkpoints: ``torch.load(weights_only=True)`` with exactly
 the data classes those checkpoints pickle beside their tensors, never a full unpickle.
 
-The ground floor of the runtime (:mod:`miqa.utils.setup_env` routes every checkpoint mmengine
-opens through :func:`load_training_checkpoint`); :mod:`miqa.models.weights` re-exports it for the
-weight loaders. torch and mmengine are imported on first use, so importing this module is free.
+The weight hub's training-checkpoint loader (:mod:`miqa.hub.loading` re-exports it), kept on the
+ground floor because :mod:`miqa.utils.setup_env` routes every checkpoint mmengine opens through
+:func:`load_training_checkpoint`. torch and mmengine are imported on first use, so importing this
+module is free.
 """
 import os
 import pickle

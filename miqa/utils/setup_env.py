@@ -26,8 +26,7 @@ import torch.distributed as dist
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
-from miqa.utils.checkpoint import load_training_checkpoint as load_checkpoint_file
-from miqa.utils.checkpoint import refusal, training_checkpoint_globals
+from miqa.utils.checkpoint import load_training_checkpoint, refusal, training_checkpoint_globals
 from miqa.utils.io import atomic_write_bytes
 
 _PATCHED = False
@@ -51,12 +50,6 @@ def register_all_modules(init_default_scope: bool = True) -> None:
 
     if init_default_scope and not DefaultScope.check_instance_created('miqa'):
         DefaultScope.get_instance('miqa', scope_name='miqa')
-
-
-def load_training_checkpoint(filename: str, map_location=None):
-    """An mmengine training checkpoint, loaded safely (see
-    :func:`miqa.utils.checkpoint.load_training_checkpoint`: ``weights_only=True``, exact globals)."""
-    return load_checkpoint_file(filename, map_location)
 
 
 def _load_url(url: str, model_dir=None, map_location=None, progress: bool = False, **kwargs):
