@@ -12,19 +12,14 @@ import cv2
 import numpy as np
 import pytest
 
-from miqa.database.builder import (
-    LABEL_KEYS,
-    BuildConflict,
-    build_database,
-    check_scores,
-    collect_sources,
-    finalize_database,
-    resplit_database,
-    select_shard,
-    source_seed,
-)
+from miqa.database.builder import build_database
+from miqa.database.collectors import collect_sources, select_shard, source_seed
+from miqa.database.labelling import check_scores
 from miqa.database.machines import Machine
+from miqa.database.manifest import BuildConflict, finalize_database
 from miqa.database.masks import MASK_SOURCES
+from miqa.database.splitting import resplit_database
+from miqa.database.tasks import LABEL_KEYS
 from miqa.datasets import MIQDDataset, parse_name, read_split_file, variant_names
 from miqa.datasets.splits import official_split_path
 from miqa.distortions import psnr

@@ -16,13 +16,10 @@ import sys
 
 from mmengine.config import Config, DictAction
 
-from miqa.database.builder import (
-    BuildConflict,
-    build_database,
-    build_settings,
-    finalize_database,
-    resplit_database,
-)
+from miqa.database.builder import build_database
+from miqa.database.manifest import BuildConflict, finalize_database
+from miqa.database.settings import build_settings
+from miqa.database.splitting import resplit_database
 
 
 def parse_args(argv=None) -> argparse.Namespace:
