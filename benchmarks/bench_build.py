@@ -25,7 +25,8 @@ import cv2
 import numpy as np
 from skimage import data
 
-from miqa.database import builder
+from miqa.database import builder, collectors, pool, render
+from miqa.database import settings as build_settings
 from miqa.database.fusion import fuse, soft_mask
 from miqa.database.masks import source_mask
 from miqa.distortions import distortion_levels, distortion_names
@@ -80,14 +81,14 @@ def images_only(folder: Path, workers: int) -> Tuple[float, float]:
     import multiprocessing as mp
 
     with tempfile.TemporaryDirectory() as out:
-        settings = builder.build_settings(base_cfg(folder, labeller=None), out)
-        plan = builder.make_plan(settings)
-        sources = builder.collect_sources(settings['sources'])
-        ctx = mp.get_context(builder.DEFAULT_START_METHOD)
-        with ctx.Pool(workers, initializer=builder._init_worker, initargs=(plan, None)) as pool:
-            pool.map(_noop, range(workers))  # workers started before the clock
+        settings = build_settings.build_settings(base_cfg(folder, labeller=None), out)
+        plan = build_settings.make_plan(settings)
+        sources = collectors.collect_sources(settings['sources'])
+        ctx = mp.get_context(build_settings.DEFAULT_START_METHOD)
+        with ctx.Pool(workers, initializer=pool.init_worker, initargs=(plan, None)) as workers_pool:
+            workers_pool.map(_noop, range(workers))  # workers started before the clock
             t = time.perf_counter()
-            cpu = list(pool.imap_unordered(_prepare, [(plan, s) for s in sources]))
+            cpu = list(workers_pool.imap_unordered(_prepare, [(plan, s) for s in sources]))
             seconds = time.perf_counter() - t
     return len(sources) / seconds * 60, float(np.mean(cpu))
 
@@ -99,7 +100,7 @@ def _noop(_):
 def _prepare(job) -> float:
     plan, src = job
     start = time.process_time()
-    builder.prepare_source(plan, src, keep_images=False)
+    render.prepare_source(plan, src, keep_images=False)
     return time.process_time() - start
 
 

@@ -102,5 +102,6 @@ EVALUATOR = _child('evaluator', MMENGINE_EVALUATOR, ['miqa.evaluation.iqa_metric
 DISTORTIONS = Registry('distortion', scope='miqa', locations=['miqa.distortions'])
 MACHINES = Registry('machine', scope='miqa', locations=[
     'miqa.database.machines', 'miqa.database.detector_adapter', 'miqa.database.detectors'])
-SOURCES = Registry('source collector', scope='miqa', locations=['miqa.database'])
+SOURCES = Registry('source collector', scope='miqa', locations=['miqa.database.collectors',
+                                                                 'miqa.database.sources'])
 SCORERS = Registry('hvs scorer', scope='miqa', locations=['miqa.hvs'], case_insensitive=True)

@@ -2,7 +2,6 @@
 crash, shards + finalize == one build, unreadable sources, the parameter guard, the CLI."""
 import csv
 import functools
-import importlib.util
 import json
 import os
 from pathlib import Path
@@ -12,25 +11,20 @@ import cv2
 import numpy as np
 import pytest
 
-from miqa.database.builder import (
-    LABEL_KEYS,
-    BuildConflict,
-    build_database,
-    check_scores,
-    collect_sources,
-    finalize_database,
-    resplit_database,
-    select_shard,
-    source_seed,
-)
+from miqa.database import cli as build_cli
+from miqa.database.builder import build_database
+from miqa.database.collectors import collect_sources, select_shard, source_seed
+from miqa.database.labelling import check_scores
 from miqa.database.machines import Machine
+from miqa.database.manifest import BuildConflict, finalize_database
 from miqa.database.masks import MASK_SOURCES
+from miqa.database.splitting import resplit_database
+from miqa.database.tasks import LABEL_KEYS
 from miqa.datasets import MIQDDataset, parse_name, read_split_file, variant_names
 from miqa.datasets.splits import official_split_path
 from miqa.distortions import psnr
 
 DISTORTIONS = ['gaussian_noise', 'defocus_blur']
-REPO = Path(__file__).resolve().parents[1]
 FAIL: Dict[str, Optional[str]] = dict(src_id=None)  # the test labeller raises on this source
 
 
@@ -305,9 +299,7 @@ def test_det_layout_with_coco_annotations(photos: Path, tmp_path: Path):
 
 
 def test_cli(photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    spec = importlib.util.spec_from_file_location('build_miqd', REPO / 'tools' / 'build_miqd.py')
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = build_cli  # tools/build_miqd.py calls its main
     config = tmp_path / 'build_cfg.py'
     cfg = _cfg(photos, distortions=['contrast'])
     config.write_text('\n'.join(f'{k} = {v!r}' for k, v in cfg.items()) + '\n')

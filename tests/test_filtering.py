@@ -17,7 +17,6 @@ from torch import nn
 from miqa.analysis import downstream
 from miqa.analysis.filter_eval import filter_eval
 from miqa.analysis.filtering import (
-    CocoSubsetAP,
     ascending,
     check_fractions,
     curves_to_json,
@@ -29,6 +28,7 @@ from miqa.analysis.filtering import (
     num_dropped,
     random_curves,
 )
+from miqa.database.coco import CocoSubsetAP
 from miqa.database.detector_adapter import DetectorAdapter
 from miqa.database.machines import ClassifierMachine
 from miqa.database.sources import imagenet_classes

@@ -6,19 +6,19 @@ import numpy as np
 import pytest
 from mmengine.config import ConfigDict
 
+from miqa.database.coco import detections_to_annotations
 from miqa.database.detector_adapter import DetectorAdapter
 from miqa.database.labels import (
     CLS_ACCURACY,
     CLS_CONSISTENCY,
-    LABEL_KEYS,
     MachineLabeller,
     aggregate,
     build_labeller,
     coco_ap,
-    detections_to_annotations,
     normalise_weights,
 )
 from miqa.database.machines import Machine
+from miqa.database.tasks import LABEL_KEYS
 
 pytest.importorskip('pycocotools')
 

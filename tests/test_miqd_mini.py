@@ -11,8 +11,9 @@ import pytest
 from mmengine.config import Config
 
 from miqa.database import builder as builder_module
-from miqa.database.builder import manifest_path
 from miqa.database.ensure import database_status, ensure_database, load_build_config
+from miqa.database.settings import manifest_path
+from miqa.database.splitting import write_splits
 from miqa.datasets import MIQDDataset
 from miqa.datasets.splits import official_split_path, read_split_file
 
@@ -97,7 +98,7 @@ def test_ensure_database_accepts_a_training_configs_database_dict(tmp_path):
 def test_two_groups_still_give_a_val_group(tmp_path):
     records = {s: dict(group=s, category='') for s in ('a', 'b')}
     settings = dict(val_ratio=0.2, split_seed=0)
-    splits = builder_module._write_splits(str(tmp_path), 'cls', records, settings)
+    splits = write_splits(str(tmp_path), 'cls', records, settings)
     assert len(splits['train']) == 1 and len(splits['val']) == 1
     assert sorted(splits['train'] + splits['val']) == ['a', 'b']
 

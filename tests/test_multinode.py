@@ -139,8 +139,8 @@ def test_slurm_array_build_script_submits_shards_then_finalize(tmp_path):
     shard_cmd = wraps[0].replace('$SLURM_CPUS_PER_TASK', '8')
     cmds = [shlex.split(shard_cmd.replace('$SLURM_ARRAY_TASK_ID', str(task))) for task in range(4)]
     assert all(cmd[:2] == ['python', 'tools/build_miqd.py'] for cmd in cmds)
-    code = ('import json, sys; sys.path.insert(0, "tools"); import build_miqd; '
-            f'print(json.dumps([vars(build_miqd.parse_args(a)) for a in {[c[2:] for c in cmds]!r}]))')
+    code = ('import json; from miqa.database.cli import parse_args; '  # the parser of tools/build_miqd.py
+            f'print(json.dumps([vars(parse_args(a)) for a in {[c[2:] for c in cmds]!r}]))')
     parsed = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True,
                             timeout=300)
     assert parsed.returncode == 0, parsed.stderr[-3000:]

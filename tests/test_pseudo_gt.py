@@ -291,8 +291,9 @@ def _files(root):
 def test_det_build_with_pseudo_ground_truth(tmp_path):
     import json
 
-    from miqa.database.builder import build_database, finalize_database
+    from miqa.database.builder import build_database
     from miqa.database.ensure import database_status
+    from miqa.database.manifest import finalize_database
     from miqa.datasets import MIQDDataset
 
     src = _photos(tmp_path / 'photos')

@@ -4,7 +4,7 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from miqa.database.builder import check_src_id, collect_sources
+from miqa.database.collectors import check_src_id, collect_sources
 from miqa.database.sources import (
     PACKAGE_ROOTS,
     collect_miqd_mini,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from miqa.database.tfjs_graph import OPS, GraphModelError, TFJSGraph, decode_weights
+from miqa.database.tfjs import OPS, GraphModelError, TFJSGraph, decode_weights
 from miqa.testing.tfjs_models import DType, GraphModelWriter
 
 F32, I32 = DType('DT_FLOAT'), DType('DT_INT32')

@@ -6,7 +6,7 @@ from collections import Counter
 import pytest
 from test_builder import PSNRLabeller, _build, _cfg, photos  # noqa: F401 (fixture)
 
-from miqa.database.builder import source_seed
+from miqa.database.collectors import source_seed
 from miqa.database.variants import check_subset, select_variants
 from miqa.datasets import MIQDDataset, parse_name
 from miqa.datasets.naming import DISTORTIONS, VARIANTS

@@ -31,15 +31,16 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 from mmengine.logging import print_log
 
+from miqa.database.coco import CocoSubsetAP, coco_by_source, detection_results, load_coco, scale_coco
 from miqa.database.machines import Machine, build_machine
+from miqa.database.tasks import read_cls_annotations, task_spec
 from miqa.registry import MACHINES
 from miqa.utils.io import atomic_write_text
 
-from .filtering import CocoSubsetAP, Metric, mean_metric
+from .filtering import Metric, mean_metric
 
 #: ``describe()`` keys that do not change a machine's outputs (left out of its cache key)
 VOLATILE_KEYS = ('batch_size', 'device', 'num_threads', 'tf32')
-TASK_IOU = {'det': 'bbox', 'ins': 'segm'}
 
 
 # ---------------------------------------------------------------- machine configs
@@ -98,21 +99,8 @@ def cls_output(probs: np.ndarray, k: int = 5) -> Dict[str, list]:
 
 def det_output(det: Mapping[str, Any], task: str, max_dets: int = 100) -> List[Dict[str, Any]]:
     """A :class:`~miqa.database.machines.Detections` as COCO results (no ``image_id``), top
-    ``max_dets`` by score; ins adds the masks as RLE."""
-    from pycocotools import mask as mask_utils
-
-    order = np.argsort(-np.asarray(det['scores']), kind='stable')[:max_dets]
-    out = []
-    for i in order:
-        x0, y0, x1, y1 = (float(v) for v in det['boxes'][i])
-        res = dict(bbox=[round(x0, 3), round(y0, 3), round(x1 - x0, 3), round(y1 - y0, 3)],
-                   score=round(float(det['scores'][i]), 6), category_id=int(det['labels'][i]))
-        if task == 'ins':
-            rle = mask_utils.encode(np.asfortranarray(np.asarray(det['masks'][i], dtype=np.uint8)))
-            res['segmentation'] = dict(size=[int(v) for v in rle['size']],
-                                       counts=rle['counts'].decode('ascii'))
-        out.append(res)
-    return out
+    ``max_dets`` by score, rounded for the cache; ins adds the masks as RLE."""
+    return detection_results(det, task_spec(task).iou_type, max_dets, rounded=True)
 
 
 class OutputCache:
@@ -276,13 +264,12 @@ def cls_ground_truth(src_ids: Sequence[str], data_root: Optional[Union[str, os.P
     Raises ``ValueError`` naming the sources without ground truth; ``on_missing='drop'`` leaves
     them out of the result instead (MIQD-mini's consistency-only photos have no fitting class).
     """
-    from miqa.database.builder import ANNOTATION_READERS
     from miqa.datasets.splits import SPLITS, official_split_path, read_split_file
 
     found: Dict[str, List[int]] = {}
     tried = []
     if annotations:
-        found = {k: list(v) for k, v in ANNOTATION_READERS['cls'](annotations).items()}
+        found = {k: list(v) for k, v in read_cls_annotations(annotations).items()}
         tried.append(annotations)
     elif data_root is not None:
         manifest = Path(data_root) / 'manifest_cls.json'
@@ -315,22 +302,10 @@ Reference = Tuple[list, Tuple[int, int]]  # a source's COCO annotations and the 
 
 def coco_ground_truth(coco_file: Union[str, os.PathLike]) -> Tuple[Dict[str, Reference], list]:
     """``({source key: (annotations, (height, width))}, categories)`` of a COCO instances file,
-    keyed by the 12-digit image id and by the file stem (the builder's convention)."""
-    path = Path(coco_file)
-    if not path.is_file():
-        raise FileNotFoundError(f'COCO annotations not found: {path} (MIQD det/ins: '
-                                'miqa_det/additional_info/instances_val2017.json; or pass --annotations)')
-    coco = json.loads(path.read_text())
-    per_image: Dict[Any, list] = {img['id']: [] for img in coco.get('images', [])}
-    for ann in coco.get('annotations', []):
-        per_image.setdefault(ann['image_id'], []).append(ann)
-    out: Dict[str, Reference] = {}
-    for img in coco.get('images', []):
-        entry = (per_image[img['id']], (int(img['height']), int(img['width'])))
-        if isinstance(img['id'], int) or str(img['id']).isdigit():
-            out[f'{int(img["id"]):012d}'] = entry
-        out[Path(img.get('file_name', '')).stem or str(img['id'])] = entry
-    return out, coco.get('categories', [])
+    keyed by the 12-digit image id and by the file stem (:func:`miqa.database.coco.coco_by_source`)."""
+    coco = load_coco(coco_file)
+    return ({key: (anns, (int(img['height']), int(img['width'])))
+             for key, (img, anns) in coco_by_source(coco).items()}, coco.get('categories', []))
 
 
 # ---------------------------------------------------------------- metrics per machine
@@ -344,18 +319,17 @@ def cls_metric(outputs: Mapping[str, dict], keys: Sequence[str], classes: Sequen
 
 def det_metric(outputs: Mapping[str, dict], keys: Sequence[str], references: Sequence[Reference],
                task: str, categories: Optional[Sequence] = None, max_dets: int = 100) -> Metric:
-    """COCO AP / AP50 / AP75 over the kept images (:class:`~miqa.analysis.filtering.CocoSubsetAP`).
+    """COCO AP / AP50 / AP75 over the kept images (:class:`~miqa.database.coco.CocoSubsetAP`).
     ``references[i]`` = the source annotations of ``keys[i]`` and the size they refer to; they are
     scaled to the image's size when it differs."""
-    from miqa.database.builder import ANNOTATION_SCALERS
-
     sizes, anns = [], []
     for key, (source_anns, (h0, w0)) in zip(keys, references):
         h, w = outputs[key]['hw']
         sizes.append((h, w))
         scaled = (h, w) != (h0, w0)
-        anns.append(ANNOTATION_SCALERS[task](source_anns, w / w0, h / h0) if scaled else source_anns)
-    return CocoSubsetAP(sizes, anns, [outputs[k]['dets'] for k in keys], categories, TASK_IOU[task], max_dets)
+        anns.append(scale_coco(source_anns, w / w0, h / h0) if scaled else source_anns)
+    return CocoSubsetAP(sizes, anns, [outputs[k]['dets'] for k in keys], categories, task_spec(task).iou_type,
+                        max_dets)
 
 
 def build_machines(specs: Sequence[Union[str, Mapping[str, Any], Machine]],

@@ -11,13 +11,12 @@ Conventions:
   the images' input order (a stable sort), so the result is deterministic.
 * A metric is a function ``metric(kept_indices) -> {name: value or None}``: :func:`mean_metric`
   averages per-image values (cls top-1 accuracy: the mean of per-image correctness);
-  :class:`CocoSubsetAP` is COCO AP over the kept images (det / ins), pycocotools' matching done
-  once for all images and accumulated per subset.
+  :class:`miqa.database.coco.CocoSubsetAP` is COCO AP over the kept images (det / ins),
+  pycocotools' matching done once for all images and accumulated per subset.
 * ``None`` (e.g. no annotated object among the kept images) becomes NaN in curves and
   ``None`` in JSON.
 """
 import contextlib
-import io
 from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
@@ -134,93 +133,6 @@ def filtering_curves(rankings: Mapping[str, Sequence[float]], metrics: Mapping[s
     return out
 
 
-class CocoSubsetAP:
-    """COCO AP (pycocotools ``COCOeval``) of a fixed image set's detections, on any subset.
-
-    The matching (``evaluate``) runs once over all images; a subset's AP accumulates only the
-    per-image results of its images, which is exactly what ``COCOeval`` gives on a ground truth
-    and detections restricted to the subset (categories without an object in the subset do not
-    count, as in COCO). Area range ``all``, at most ``max_dets`` detections per image.
-
-    Args:
-        images: per image ``(height, width)``.
-        annotations: per image its COCO annotations (``bbox`` xywh, ``category_id``, ``iscrowd``,
-            ``area``, ``segmentation`` for ``'segm'``).
-        results: per image its detections in COCO result form (``bbox``, ``score``,
-            ``category_id``, ``segmentation`` RLE for ``'segm'``; no ``image_id``).
-        categories: COCO category ids (or dicts with ``id``); default: those in the data.
-        iou_type: ``'bbox'`` (det) or ``'segm'`` (ins).
-
-    ``__call__(kept)`` -> ``{'AP': AP@[.5:.95], 'AP50': ..., 'AP75': ...}`` (``None`` when the
-    kept images hold no annotated object).
-    """
-
-    NAMES = {'AP': None, 'AP50': 0.5, 'AP75': 0.75}
-
-    def __init__(self, images: Sequence[Sequence[int]], annotations: Sequence[Sequence[Mapping]],
-                 results: Sequence[Sequence[Mapping]], categories: Optional[Sequence] = None,
-                 iou_type: str = 'bbox', max_dets: int = 100) -> None:
-        from pycocotools.coco import COCO
-        from pycocotools.cocoeval import COCOeval
-
-        if not len(images) == len(annotations) == len(results):
-            raise ValueError(f'images, annotations and results differ in length: '
-                             f'{len(images)}, {len(annotations)}, {len(results)}')
-        if iou_type not in ('bbox', 'segm'):
-            raise ValueError(f"iou_type must be 'bbox' or 'segm', got {iou_type!r}")
-        gt_anns, dets = [], []
-        for i, (anns, res) in enumerate(zip(annotations, results), 1):
-            for ann in anns:
-                ann = dict(ann, id=len(gt_anns) + 1, image_id=i)
-                ann.setdefault('iscrowd', 0)
-                ann.setdefault('area', float(ann['bbox'][2] * ann['bbox'][3]))
-                gt_anns.append(ann)
-            dets.extend(dict(r, image_id=i) for r in res)
-        if categories is None:
-            cat_ids = sorted({a['category_id'] for a in gt_anns} | {d['category_id'] for d in dets})
-        else:
-            cat_ids = sorted({int(c['id']) if isinstance(c, Mapping) else int(c) for c in categories})
-        self.n, self.has_dets = len(images), bool(dets)
-        self._eval: Optional[COCOeval] = None
-        if not dets:  # pycocotools cannot load an empty result list: every AP is 0 (or n/a)
-            self._gt_per_image = np.bincount([a['image_id'] - 1 for a in gt_anns if not a['iscrowd']],
-                                             minlength=self.n)
-            return
-        gt = COCO()
-        gt.dataset = dict(images=[dict(id=i, height=int(h), width=int(w))
-                                  for i, (h, w) in enumerate(images, 1)],
-                          annotations=gt_anns, categories=[dict(id=c, name=str(c)) for c in cat_ids])
-        with contextlib.redirect_stdout(io.StringIO()):
-            gt.createIndex()
-            ev = COCOeval(gt, gt.loadRes(dets), iou_type)
-            ev.params.imgIds = list(range(1, self.n + 1))
-            ev.params.catIds = cat_ids
-            ev.params.areaRng, ev.params.areaRngLbl = [[0, 1e10]], ['all']
-            ev.params.maxDets = [int(max_dets)]
-            ev.evaluate()
-        self._eval = ev
-        self._per_image = np.array(ev.evalImgs, dtype=object).reshape(len(cat_ids), self.n)
-
-    def __call__(self, kept: np.ndarray) -> Dict[str, Optional[float]]:
-        kept = np.asarray(kept, dtype=np.int64)
-        mask = np.zeros(self.n, bool)
-        mask[kept] = True
-        if self._eval is None:
-            value = 0.0 if self._gt_per_image[mask].sum() else None
-            return dict.fromkeys(self.NAMES, value)
-        ev = self._eval
-        ev.evalImgs = np.where(mask[None], self._per_image, None).ravel().tolist()
-        with contextlib.redirect_stdout(io.StringIO()):
-            ev.accumulate()
-        precision = ev.eval['precision'][:, :, :, 0, 0]  # [iou, recall, category]
-        out: Dict[str, Optional[float]] = {}
-        for name, iou in self.NAMES.items():
-            values = precision if iou is None else precision[np.isclose(ev.params.iouThrs, iou)]
-            valid = values[values > -1]
-            out[name] = float(valid.mean()) if valid.size else None
-        return out
-
-
 def curves_to_rows(curves: Mapping[str, Mapping[str, Mapping]], fractions: Sequence[float],
                    n: int) -> List[Dict[str, object]]:
     """Long-format rows (machine, ranking, metric, fraction, n_kept, value, std, p05, p95) of
@@ -252,6 +164,6 @@ def curves_to_json(curves: Mapping[str, Mapping[str, Mapping]]) -> Dict[str, dic
     return plain(curves)
 
 
-__all__ = ['DEFAULT_FRACTIONS', 'CocoSubsetAP', 'ascending', 'check_fractions', 'curves_to_json',
+__all__ = ['DEFAULT_FRACTIONS', 'ascending', 'check_fractions', 'curves_to_json',
            'curves_to_rows', 'filter_curve', 'filtering_curves', 'kept_indices', 'mean_metric',
            'num_dropped', 'random_curves']

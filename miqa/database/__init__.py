@@ -1,18 +1,24 @@
-"""Database construction (spec §3): ROI masks, region-aware fusion and the MIQD-style builder.
+"""Database construction (spec §3): sources, ROI masks, region-aware fusion, labelling machines
+and the MIQD-style builder.
 
-``masks``: salient-object masks (file, spectral-residual saliency, centre prior);
-``fusion``: soft-mask fusion and the 25 official variants per distortion;
-``builder``: sources -> images, labels, splits and manifest in the official layout
-(``tools/build_miqd.py``). The downstream models and the labeller live in ``machines`` and
-``labels``; ``sources`` the MIQD-mini photos. Importing this package registers the source
-collectors in ``miqa.registry.SOURCES`` (``'folder'``, ``'list'``, ``'miqd_mini'``).
+``builder`` (:func:`build_database`, ``tools/build_miqd.py`` / :mod:`.cli`) runs the jobs of
+``settings``, ``collectors``, ``render``, ``labelling``, ``pool``, ``manifest`` and
+``splitting``; ``tasks`` says what differs per task and ``coco`` reads, writes and scores COCO
+annotations. ``masks``: salient-object masks; ``fusion``: soft-mask fusion and the 25 official
+variants per distortion. The downstream models and the labeller live in ``machines``,
+``detectors`` (with the ``tfjs`` graph interpreter) and ``labels``; ``sources`` the MIQD-mini
+photos. Names are imported on first use; ``miqa.registry.SOURCES`` imports the source
+collectors (``'folder'``, ``'list'``, ``'miqd_mini'``) on its first look-up.
 """
-from . import sources  # noqa: F401  (registers the 'miqd_mini' collector)
-from .builder import SOURCES, BuildConflict, BuildSummary, build_database, collect_sources, finalize_database
-from .ensure import database_status, ensure_database
-from .fusion import SoftMask, fuse, region_variants, soft_mask
-from .masks import MASK_SOURCES, source_mask
+from miqa.utils.lazy import lazy_exports
 
-__all__ = ['SOURCES', 'BuildConflict', 'BuildSummary', 'MASK_SOURCES', 'SoftMask', 'build_database',
-           'collect_sources', 'database_status', 'ensure_database', 'finalize_database', 'fuse',
-           'region_variants', 'soft_mask', 'source_mask']
+_EXPORTS = {
+    'SOURCES': 'collectors', 'collect_sources': 'collectors',
+    'BuildSummary': 'builder', 'build_database': 'builder',
+    'BuildConflict': 'manifest', 'finalize_database': 'manifest',
+    'database_status': 'ensure', 'ensure_database': 'ensure',
+    **dict.fromkeys(('SoftMask', 'fuse', 'region_variants', 'soft_mask'), 'fusion'),
+    **dict.fromkeys(('MASK_SOURCES', 'source_mask'), 'masks'),
+}
+__all__ = list(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

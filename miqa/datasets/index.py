@@ -32,6 +32,14 @@ CLS_LABEL_SUFFIX = '_mmos.csv'
 CLS_COLUMNS = ('dist_images', 'weighted_consistency', 'weighted_accuracy')
 DET_LABEL_SUFFIXES = {'accuracy': '_accuracy.csv', 'consistency': '_consistency.csv'}
 DET_COLUMNS = ('filename', 'AP_weighted_avg')
+
+
+def label_suffixes(task: str) -> Dict[str, str]:
+    """The label CSVs of a source of ``task``: kind -> file-name suffix, in writing order (the
+    builder writes the last one last: it marks the source finished)."""
+    return {'mmos': CLS_LABEL_SUFFIX} if task == 'cls' else dict(DET_LABEL_SUFFIXES)
+
+
 CACHE_VERSION = 3  # 3: .npz + JSON (nothing in it can execute); 2 was a pickle
 
 
@@ -145,7 +153,7 @@ def load_index(data_root: PathLike, task: str,
 
 def _scan(layout: TaskLayout) -> Tuple[Dict[str, Dict[str, Path]], str]:
     """Label files per source, and a fingerprint of every label file and image folder."""
-    suffixes = ({'mmos': CLS_LABEL_SUFFIX} if layout.task == 'cls' else DET_LABEL_SUFFIXES)
+    suffixes = label_suffixes(layout.task)
     files: Dict[str, Dict[str, Path]] = {}
     stamps = []
     with os.scandir(layout.labels) as entries:

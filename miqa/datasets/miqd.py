@@ -13,11 +13,10 @@ from miqa.registry import DATASETS
 from miqa.vocab import LABEL_TYPES, TASKS
 
 from .index import (
-    CLS_LABEL_SUFFIX,
-    DET_LABEL_SUFFIXES,
     LabelIndex,
     PathLike,
     TaskLayout,
+    label_suffixes,
     load_index,
     task_layout,
 )
@@ -189,8 +188,8 @@ class MIQDDataset(BaseDataset):
             return
         i = int(np.flatnonzero(bad)[0])
         src_id, tail = index.src_ids[index.src[rows[i]]], TAILS[index.variant[rows[i]]]
-        suffixes = (CLS_LABEL_SUFFIX,) if self.task == 'cls' else tuple(DET_LABEL_SUFFIXES.values())
-        labels = ', '.join(str(layout.labels / f'{src_id}{suffix}') for suffix in suffixes)
+        labels = ', '.join(str(layout.labels / f'{src_id}{suffix}')
+                           for suffix in label_suffixes(self.task).values())
         msg = (f'MIQD {self.task} {self.split}: {int(bad.sum())} of {len(rows)} images have labels outside '
                f'[0, 1], the first {src_id}_{tail} (consistency {consistency[i]:.6g}, accuracy '
                f'{accuracy[i]:.6g}) in {labels}')

@@ -1,10 +1,11 @@
 """Small file helpers for jobs that must not lose or tear results."""
 import fnmatch
+import json
 import os
 import sys
 import tempfile
 import time
-from typing import Optional
+from typing import Any, Optional, Union
 
 #: Test hook of the fault-injection suite (``tests/test_faults.py``): ``PATTERN[:SECONDS[:N]]`` makes
 #: :func:`atomic_write_bytes` pause halfway through the ``N``-th (default 1st) write, in this
@@ -122,3 +123,12 @@ def write_result_text(path: str, text: str) -> Optional[str]:
         os.replace(path, kept)
     atomic_write_text(path, text)
     return kept
+
+
+def read_json(path: Union[str, 'os.PathLike[str]']) -> Optional[Any]:
+    """The JSON document at ``path``; ``None`` when the file does not exist."""
+    try:
+        with open(path, encoding='utf-8') as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None
