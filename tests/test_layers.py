@@ -20,6 +20,7 @@ def _loaded(module: str, heavy: tuple) -> list:
     ('miqa.utils.io', ('torch', 'mmengine', 'numpy')),
     ('miqa.utils.paths', ('torch', 'mmengine', 'numpy')),
     ('miqa.utils.types', ('torch', 'mmengine', 'numpy')),
+    ('miqa.utils.image', ('torch', 'mmengine', 'cv2', 'PIL')),
     ('miqa.evaluation.functional', ('torch', 'mmengine')),
     ('miqa.apis.zoo', ('timm',)),
     ('miqa.cli', ('torch', 'mmengine')),

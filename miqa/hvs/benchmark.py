@@ -36,7 +36,7 @@ import torch
 from mmengine.logging import print_log
 from torch.utils.data import DataLoader, Dataset
 
-from miqa.datasets.transforms import read_rgb
+from miqa.utils.image import read_rgb
 from miqa.utils.io import write_result_text
 from miqa.vocab import METRIC_COLUMNS as COLUMNS
 
