@@ -21,6 +21,7 @@ def _loaded(module: str, heavy: tuple) -> list:
     ('miqa.utils.paths', ('torch', 'mmengine', 'numpy')),
     ('miqa.utils.types', ('torch', 'mmengine', 'numpy')),
     ('miqa.utils.image', ('torch', 'mmengine', 'cv2', 'PIL')),
+    ('miqa.utils.device', ('torch', 'numpy')),
     ('miqa.evaluation.functional', ('torch', 'mmengine')),
     ('miqa.apis.zoo', ('timm',)),
     ('miqa.cli', ('torch', 'mmengine')),

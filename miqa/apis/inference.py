@@ -45,6 +45,7 @@ from PIL import Image
 
 from miqa.models.weights import load_model_weights
 from miqa.registry import MODELS, TRANSFORMS
+from miqa.utils.device import resolve_device
 from miqa.utils.image import read_rgb, to_rgb_uint8
 from miqa.utils.paths import resolve_config
 
@@ -188,18 +189,6 @@ def _inference_model_cfg(model_cfg: Mapping) -> dict:
     return cfg
 
 
-def select_device(device: Union[str, torch.device, None] = 'auto') -> torch.device:
-    """``'auto'``: CUDA if available, else Apple MPS, else CPU."""
-    if device is None or (isinstance(device, str) and device == 'auto'):
-        if torch.cuda.is_available():
-            return torch.device('cuda')
-        mps = getattr(torch.backends, 'mps', None)
-        if mps is not None and mps.is_available():
-            return torch.device('mps')
-        return torch.device('cpu')
-    return torch.device(device)
-
-
 # ---------------------------------------------------------------------------------------- model
 class MIQAModel:
     """A trained MIQA model ready to score images (higher = better for the machine).
@@ -261,7 +250,7 @@ class MIQAModel:
             self.label = dataset.get('label_type', label)
         self.config_file = getattr(self.cfg, 'filename', None)
         self.bands = tuple(bands) if bands is not None else self.BANDS
-        self.device = select_device(device)
+        self.device = resolve_device(device, mps=True)
 
         self.model = MODELS.build(_inference_model_cfg(self.cfg.model.to_dict()))
         self.checkpoint: Optional[str] = None
