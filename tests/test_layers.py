@@ -22,6 +22,7 @@ def _loaded(module: str, heavy: tuple) -> list:
     ('miqa.utils.types', ('torch', 'mmengine', 'numpy')),
     ('miqa.utils.image', ('torch', 'mmengine', 'cv2', 'PIL')),
     ('miqa.utils.device', ('torch', 'numpy')),
+    ('miqa.datasets.naming', ('torch', 'mmengine')),
     ('miqa.evaluation.functional', ('torch', 'mmengine')),
     ('miqa.apis.zoo', ('timm',)),
     ('miqa.cli', ('torch', 'mmengine')),
