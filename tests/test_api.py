@@ -23,17 +23,9 @@ from miqa.apis.inference import ImagePreprocessor, collate, load_image
 from miqa.models.converters import TIMM_VIT_TO_MMSEG, rename_keys
 from miqa.models.weights import load_checkpoint_state_dict
 from miqa.registry import TRANSFORMS
+from miqa.testing.tiny_models import random_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def tiny_ra_miqa_config(path: Path) -> Path:
-    """The reference RA-MIQA config with 1-block ViTs and no pretrained files."""
-    path.write_text(f"""
-_base_ = ['{ROOT / 'configs' / 'ra_miqa_cls.py'}']
-model = dict(pretrained=False, backbone=dict(depth=1), region_encoder=dict(depth=1))
-""")
-    return path
 
 
 def resnet18_config(path: Path) -> Path:
@@ -44,21 +36,9 @@ model = dict(pretrained=False)
     return path
 
 
-def random_checkpoint(config: Path, dst: Path, seed: int = 0) -> Path:
-    """Build the config's model with random weights and save ``{'state_dict': ...}``."""
-    torch.manual_seed(seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        model = MIQAModel(config=config, checkpoint=False, device='cpu')
-    torch.save({'state_dict': model.model.state_dict()}, dst)
-    return dst
-
-
 @pytest.fixture(scope='module')
-def files(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp('api')
-    cfg = tiny_ra_miqa_config(tmp / 'tiny_ra_miqa.py')
-    return dict(tmp=tmp, cfg=cfg, ckpt=random_checkpoint(cfg, tmp / 'tiny.pth'))
+def files(tmp_path_factory, tiny_ra_miqa):
+    return dict(tmp=tmp_path_factory.mktemp('api'), **tiny_ra_miqa)
 
 
 @pytest.fixture(scope='module')
