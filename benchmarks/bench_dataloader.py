@@ -41,10 +41,10 @@ sys.path.insert(0, str(ROOT))
 
 from miqa.datasets import MIQDDataset  # noqa: E402
 from miqa.datasets.collate import miqa_collate  # noqa: E402
-from miqa.datasets.transforms import read_rgb  # noqa: E402
 from miqa.distortions import get_distortion  # noqa: E402
 from miqa.testing import make_miqd_tree  # noqa: E402
 from miqa.utils import register_all_modules  # noqa: E402
+from miqa.utils.image import read_rgb  # noqa: E402
 from miqa.utils.shared_keys import shared_key_index  # noqa: E402
 
 #: (config, label) whose pipelines are measured; identical pipelines are measured once

@@ -31,7 +31,11 @@ def finite_float(text: str) -> float:
     return value
 
 
-def _add_model_args(p: argparse.ArgumentParser) -> None:
+def _add_model_args(p: argparse.ArgumentParser, unit: str) -> None:
+    """The model options of ``assess`` and ``video`` (``unit``: what a batch holds) and ``--json``."""
+    p.add_argument('--batch-size', type=int, default=16,
+                   help=f'{unit} per forward pass (default: %(default)s)')
+    p.add_argument('--json', action='store_true', help='print the result as a JSON document, not text lines')
     g = p.add_argument_group('model (a published one, or --config + --checkpoint)')
     g.add_argument('--model', default='ra-miqa', metavar='NAME',
                    help='published model: ra-miqa, resnet18, resnet50, efficientnet-b1, efficientnet-b5, '
@@ -68,13 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    'Unreadable files score NaN (null in JSON) and make the exit status 1.')
     p.add_argument('paths', nargs='+', metavar='PATH', help='image files or folders (their images, sorted)')
     p.add_argument('--recursive', '-r', action='store_true', help='also images in sub-folders')
-    _add_model_args(p)
-    p.add_argument('--batch-size', type=int, default=16,
-                   help='images per forward pass (default: %(default)s)')
+    _add_model_args(p, 'images')
     p.add_argument('--num-workers', type=int, default=2,
                    help='decoding worker processes (default: %(default)s)')
     p.add_argument('--strict', action='store_true', help='stop at the first unreadable file')
-    p.add_argument('--json', action='store_true', help='print a JSON document instead of text lines')
     p.add_argument('--no-progress', action='store_true', help='no progress bar')
     p.set_defaults(func=cmd_assess)
 
@@ -83,11 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    'segments (smoothed score below --threshold for at least '
                                    '--min-duration seconds).')
     p.add_argument('path', metavar='VIDEO', help='video file (anything OpenCV decodes)')
-    _add_model_args(p)
+    _add_model_args(p, 'frames')
     p.add_argument('--every-n', type=int, default=1, help='assess one frame in N (default: %(default)s)')
     p.add_argument('--max-frames', type=int, help='assess at most this many frames')
-    p.add_argument('--batch-size', type=int, default=16,
-                   help='frames per forward pass (default: %(default)s)')
     p.add_argument('--threshold', type=finite_float,
                    help='degradation threshold (default: the lower edge of the Medium band, 0.4)')
     p.add_argument('--min-duration', type=finite_float, default=1.0,
@@ -96,7 +95,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help='moving-average width in seconds, 0 = raw (default: %(default)s)')
     p.add_argument('--save-dir', help='write <video>_miqa.json and <video>_miqa.png here')
     p.add_argument('--annotate', action='store_true', help='also write <video>_miqa.mp4 with scores drawn')
-    p.add_argument('--json', action='store_true', help='print the full JSON report')
     p.set_defaults(func=cmd_video)
 
     p = sub.add_parser('models', help='list the published models',

@@ -81,7 +81,7 @@ RUNNERS = _child('runner', MMENGINE_RUNNERS, ['miqa.engine'])
 LOOPS = _child('loop', MMENGINE_LOOPS, ['miqa.engine'])
 HOOKS = _child('hook', MMENGINE_HOOKS, ['miqa.engine'])
 LOG_PROCESSORS = _child('log_processor', MMENGINE_LOG_PROCESSORS, ['miqa.engine'])
-FUNCTIONS = _child('function', MMENGINE_FUNCTIONS, ['miqa.datasets'])
+FUNCTIONS = _child('function', MMENGINE_FUNCTIONS, ['miqa.datasets.collate'])
 DATA_SAMPLERS = _child('data sampler', MMENGINE_DATA_SAMPLERS, ['miqa.datasets'])
 OPTIMIZERS = _child('optimizer', MMENGINE_OPTIMIZERS, ['miqa.engine'])
 OPTIM_WRAPPERS = _child('optim_wrapper', MMENGINE_OPTIM_WRAPPERS, ['miqa.engine'])
@@ -93,7 +93,7 @@ VISBACKENDS = _child('vis_backend', MMENGINE_VISBACKENDS, ['miqa.engine'])
 VISUALIZERS = _child('visualizer', MMENGINE_VISUALIZERS, ['miqa.engine'])
 
 # data, models, evaluation
-DATASETS = _child('dataset', MMENGINE_DATASETS, ['miqa.datasets'])
+DATASETS = _child('dataset', MMENGINE_DATASETS, ['miqa.datasets.miqd'])
 TRANSFORMS = _child('transform', MMENGINE_TRANSFORMS, ['miqa.datasets.transforms'])
 MODELS = _child('model', MMENGINE_MODELS, [f'miqa.models.{m}' for m in (
     'data_preprocessor', 'losses', 'ra_miqa', 'region_encoder', 'regressor')])

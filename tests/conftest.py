@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from miqa.testing import make_miqd_tree
+from miqa.testing.tiny_models import random_checkpoint, tiny_ra_miqa_config
 
 
 @pytest.fixture(scope='session', autouse=True)
@@ -26,6 +27,15 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope='session')
+def tiny_ra_miqa(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A 1-block RA-MIQA (:mod:`miqa.testing.tiny_models`): its config ``cfg`` and a checkpoint
+    ``ckpt`` of random weights (seed 0), shared by the session (do not modify them)."""
+    tmp = tmp_path_factory.mktemp('tiny_ra_miqa')
+    cfg = tiny_ra_miqa_config(tmp / 'tiny_ra_miqa.py')
+    return dict(cfg=cfg, ckpt=random_checkpoint(cfg, tmp / 'tiny.pth'))
 
 
 @pytest.fixture(scope='session')

@@ -18,22 +18,14 @@ from mmengine.config import Config
 from mmengine.dataset import Compose
 from PIL import Image
 
-from machine_iqa import MIQAModel, batch_assess
+from machine_iqa import MIQAModel, RealTimeIQA, VideoMIQA, batch_assess
 from miqa.apis.inference import ImagePreprocessor, collate, load_image
 from miqa.hub import load_checkpoint_state_dict
 from miqa.models.converters import TIMM_VIT_TO_MMSEG, rename_keys
 from miqa.registry import TRANSFORMS
+from miqa.testing.tiny_models import random_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def tiny_ra_miqa_config(path: Path) -> Path:
-    """The reference RA-MIQA config with 1-block ViTs and no pretrained files."""
-    path.write_text(f"""
-_base_ = ['{ROOT / 'configs' / 'ra_miqa_cls.py'}']
-model = dict(pretrained=False, backbone=dict(depth=1), region_encoder=dict(depth=1))
-""")
-    return path
 
 
 def resnet18_config(path: Path) -> Path:
@@ -44,21 +36,9 @@ model = dict(pretrained=False)
     return path
 
 
-def random_checkpoint(config: Path, dst: Path, seed: int = 0) -> Path:
-    """Build the config's model with random weights and save ``{'state_dict': ...}``."""
-    torch.manual_seed(seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        model = MIQAModel(config=config, checkpoint=False, device='cpu')
-    torch.save({'state_dict': model.model.state_dict()}, dst)
-    return dst
-
-
 @pytest.fixture(scope='module')
-def files(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp('api')
-    cfg = tiny_ra_miqa_config(tmp / 'tiny_ra_miqa.py')
-    return dict(tmp=tmp, cfg=cfg, ckpt=random_checkpoint(cfg, tmp / 'tiny.pth'))
+def files(tmp_path_factory, tiny_ra_miqa):
+    return dict(tmp=tmp_path_factory.mktemp('api'), **tiny_ra_miqa)
 
 
 @pytest.fixture(scope='module')
@@ -333,6 +313,21 @@ def test_batch_assess_builds_its_model(files, folder, model):
                           num_workers=0, progress=False)
     np.testing.assert_allclose(scores, [model.assess(p) for p in paths[:2]], rtol=1e-5, atol=1e-6)
     assert batch_assess([], model=model).shape == (0,)
+
+
+def test_one_set_of_model_options(files, model):
+    """batch_assess, VideoMIQA and RealTimeIQA take MIQAModel's options (name=, ..., max_side=) and
+    keep the model as ``.model``; batch_assess(model_name=) is the deprecated spelling of name=."""
+    with pytest.warns(DeprecationWarning, match='use name='):
+        assert batch_assess([], model=model, model_name='ra-miqa').shape == (0,)
+    with pytest.raises(TypeError, match='not both'):
+        batch_assess([], model=model, name='resnet18', model_name='ra-miqa')
+    options = dict(config=files['cfg'], checkpoint=files['ckpt'], device='cpu', max_side=64,
+                   bands=(('Good', 0.5), ('Bad', -1.0)))
+    for api in (VideoMIQA(**options), RealTimeIQA(**options)):
+        assert isinstance(api.model, MIQAModel) and api.model.preprocessor.max_side == 64
+        assert api.model.band(0.6) == 'Good'
+    assert RealTimeIQA(model=model).model is model and VideoMIQA(model=model).model is model
 
 
 def test_package_exports():

@@ -11,10 +11,10 @@ import torch
 from scipy import stats
 
 from miqa.analysis.report import combine, read_rows
-from miqa.datasets.transforms import read_rgb
 from miqa.hvs import build_scorer
 from miqa.hvs.benchmark import ScoreCache, benchmark_hvs, evaluate, load_split, score_split
 from miqa.hvs.classic import PSNR
+from miqa.utils.image import read_rgb
 
 ROOT = Path(__file__).resolve().parents[1]
 

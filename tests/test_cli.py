@@ -2,14 +2,12 @@
 import json
 import subprocess
 import sys
-import warnings
 from importlib import metadata
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from miqa.apis.inference import MIQAModel
 from miqa.cli import main
@@ -18,23 +16,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope='module')
-def tiny(tmp_path_factory):
+def tiny(tmp_path_factory, tiny_ra_miqa):
     tmp = tmp_path_factory.mktemp('cli')
-    cfg = tmp / 'tiny_ra_miqa.py'
-    cfg.write_text(f"_base_ = ['{ROOT / 'configs' / 'ra_miqa_cls.py'}']\n"
-                   "model = dict(pretrained=False, backbone=dict(depth=1), region_encoder=dict(depth=1))\n")
-    torch.manual_seed(0)
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        model = MIQAModel(config=cfg, checkpoint=False, device='cpu')
-    torch.save({'state_dict': model.model.state_dict()}, tmp / 'tiny.pth')
+    cfg, ckpt = tiny_ra_miqa['cfg'], tiny_ra_miqa['ckpt']
+    model = MIQAModel(config=cfg, checkpoint=ckpt, device='cpu')
     rng = np.random.default_rng(0)
     images = []
     for i in range(2):
         images.append(tmp / 'imgs' / f'{i}.png')
         images[-1].parent.mkdir(exist_ok=True)
         cv2.imwrite(str(images[-1]), rng.integers(0, 256, (40 + 20 * i, 50, 3), dtype=np.uint8))
-    return dict(tmp=tmp, cfg=str(cfg), ckpt=str(tmp / 'tiny.pth'), model=model,
+    return dict(tmp=tmp, cfg=str(cfg), ckpt=str(ckpt), model=model,
                 images=[str(p) for p in images])
 
 

@@ -27,6 +27,7 @@ from miqa.models.converters import (  # noqa: E402
     rename_keys,
     resize_pos_embed,
     save_state_dict,
+    two_way,
     vit_to_timm,
 )
 from miqa.registry import MODELS  # noqa: E402
@@ -205,3 +206,15 @@ def test_convert_tool(tmp_path, monkeypatch):
     out = torch.load(tmp_path / 'out' / 'dst.pth', weights_only=True)
     assert torch.equal(out['backbone.fc.weight'], src.fc.weight)
     assert not [p for p in (tmp_path / 'out').iterdir() if p.name.endswith('.tmp')]
+
+
+def test_two_way_writes_a_table_once_and_inverts_it_exactly():
+    theirs, ours = two_way((('res.{n}.{p}', 'backbone.layer{n}.{p}'), ('head.w', 'fc.weight')),
+                           dict(n='[1-4]', p='weight|bias'))
+    t = torch.zeros(1)
+    src = {'res.2.bias': t, 'head.w': t}
+    out = rename_keys(src, theirs)
+    assert set(out) == {'backbone.layer2.bias', 'fc.weight'}
+    assert set(rename_keys(out, ours)) == set(src)
+    with pytest.raises(ConversionError, match='res.5.bias'):  # fields keep their patterns
+        rename_keys({'res.5.bias': t}, theirs)

@@ -130,8 +130,12 @@ def test_input_conversions(name):
 
 def test_to_rgb_uint8_rules():
     assert to_rgb_uint8(np.array([[0, 128, 65535]], np.uint16)).tolist() == [[[0] * 3, [0] * 3, [255] * 3]]
-    floats = to_rgb_uint8(np.array([[np.nan, -1.0, 0.5, 2.0]]))
+    floats = to_rgb_uint8(np.array([[0.0, -0.0005, 0.5, 1.0005]]))  # 1e-3 of slack, clipped
     assert floats.tolist() == [[[0] * 3, [0] * 3, [128] * 3, [255] * 3]]
+    # one rule with the API (miqa.utils.image): NaN, infinity and values outside [0, 1] are refused
+    for bad, match in ((np.nan, 'NaN'), (np.inf, 'infinite'), (-1.0, r'\[0, 1\]'), (2.0, r'\[0, 1\]')):
+        with pytest.raises(ValueError, match=match):
+            to_rgb_uint8(np.array([[bad, 0.5]]))
     assert to_rgb_uint8(np.array([[True, False]])).tolist() == [[[255] * 3, [0] * 3]]
     with pytest.raises(ValueError, match='empty'):
         to_rgb_uint8(np.zeros((0, 4, 3), np.uint8))

@@ -21,15 +21,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope='module')
-def tiny(tmp_path_factory):
+def tiny(tiny_ra_miqa):
     """(config, checkpoint, MIQAModel) of a 1-block RA-MIQA with random weights saved to a file."""
     from miqa.apis.inference import MIQAModel
-    tmp = tmp_path_factory.mktemp('export')
-    cfg = tmp / 'tiny_ra_miqa.py'
-    cfg.write_text(f"_base_ = ['{ROOT / 'configs' / 'ra_miqa_cls.py'}']\n"
-                   "model = dict(pretrained=False, backbone=dict(depth=1), region_encoder=dict(depth=1))\n")
-    ckpt = tmp / 'tiny.pth'
-    torch.save(MIQAModel(config=str(cfg), checkpoint=False, device='cpu').model.state_dict(), ckpt)
+    cfg, ckpt = tiny_ra_miqa['cfg'], tiny_ra_miqa['ckpt']
     return cfg, ckpt, MIQAModel(config=str(cfg), checkpoint=str(ckpt), device='cpu')
 
 

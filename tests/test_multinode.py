@@ -105,8 +105,8 @@ def test_slurm_script_passes_only_defined_options(tmp_path):
     assert '--gres=gpu:8' in args and '--quotatype=auto' in args and '--exclusive' in args
     cmd = args[args.index('python'):]
     assert cmd[:3] == ['python', '-u', 'tools/train.py']
-    code = ('import sys; sys.path.insert(0, "tools"); import train; '
-            f'a = train.parse_args({cmd[3:]!r}); print(a.launcher, a.work_dir, a.amp)')
+    code = ('from miqa.engine.train import parse_args; '
+            f'a = parse_args({cmd[3:]!r}); print(a.launcher, a.work_dir, a.amp)')
     out = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.split()[-3:] == ['slurm', 'work_dirs/x', 'True'], shlex.join(cmd)

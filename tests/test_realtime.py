@@ -1,6 +1,5 @@
 """RealTimeIQA: same score as MIQAModel.assess on camera-like frames, and frame skipping and
 exponential smoothing checked against hand-computed sequences of the model's own scores."""
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -12,13 +11,9 @@ from miqa.apis.realtime import RealTimeIQA
 
 
 @pytest.fixture(scope='module')
-def tiny_iqa(tmp_path_factory):
+def tiny_iqa(tiny_ra_miqa):
     from miqa.apis.inference import MIQAModel
-    root = Path(__file__).resolve().parents[1]
-    cfg = tmp_path_factory.mktemp('tiny') / 'tiny_ra_miqa.py'
-    cfg.write_text(f"_base_ = ['{root / 'configs' / 'ra_miqa_cls.py'}']\n"
-                   "model = dict(pretrained=False, backbone=dict(depth=1), region_encoder=dict(depth=1))\n")
-    return MIQAModel(config=str(cfg), checkpoint=False, device='cpu')
+    return MIQAModel(config=str(tiny_ra_miqa['cfg']), checkpoint=False, device='cpu')
 
 
 @pytest.fixture(scope='module')

@@ -10,7 +10,7 @@ from skimage.metrics import peak_signal_noise_ratio
 from test_tools import ROOT, run, tiny_config
 
 from miqa.datasets import MIQDDataset
-from miqa.datasets.transforms import read_rgb
+from miqa.utils.image import read_rgb
 
 
 @pytest.fixture(scope='module')

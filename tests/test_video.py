@@ -28,13 +28,6 @@ FPS, N_FRAMES, SIZE = 10, 30, 96
 SHARP_FRAMES = 15  # frames 0..14 are the photo itself, then the blur grows (t >= 1.5 s)
 
 
-def tiny_config(path: Path) -> Path:
-    root = Path(__file__).resolve().parents[1]
-    path.write_text(f"_base_ = ['{root / 'configs' / 'ra_miqa_cls.py'}']\n"
-                    "model = dict(pretrained=False, backbone=dict(depth=1), region_encoder=dict(depth=1))\n")
-    return path
-
-
 def blur_sigma(i: int) -> float:
     return 0.0 if i < SHARP_FRAMES else 0.6 + 0.25 * (i - SHARP_FRAMES)
 
@@ -70,11 +63,9 @@ def video(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope='module')
-def tiny_iqa(tmp_path_factory):
+def tiny_iqa(tiny_ra_miqa):
     from miqa.apis.inference import MIQAModel
-    tmp = tmp_path_factory.mktemp('tiny')
-    cfg = tiny_config(tmp / 'tiny_ra_miqa.py')
-    return MIQAModel(config=str(cfg), checkpoint=False, device='cpu')
+    return MIQAModel(config=str(tiny_ra_miqa['cfg']), checkpoint=False, device='cpu')
 
 
 # ------------------------------------------------------------------------ pure functions by hand
@@ -188,13 +179,8 @@ def test_with_a_real_miqa_model_scores_equal_per_frame_assess(video, tiny_iqa):
     assert report['model']['model'] == 'RA-MIQA' and report['threshold'] == 0.4  # the 'Low' band edge
 
 
-def test_constructor_builds_the_model(tmp_path, video):
-    import torch
-
-    from miqa.apis.inference import MIQAModel
-    cfg = tiny_config(tmp_path / 'tiny.py')
-    ckpt = tmp_path / 'tiny.pth'
-    torch.save(MIQAModel(config=str(cfg), checkpoint=False, device='cpu').model.state_dict(), ckpt)
+def test_constructor_builds_the_model(tiny_ra_miqa, video):
+    cfg, ckpt = tiny_ra_miqa['cfg'], tiny_ra_miqa['ckpt']
     report = VideoMIQA(config=str(cfg), checkpoint=str(ckpt), device='cpu').assess_video(video, max_frames=2)
     assert report['num_frames'] == 2 and report['model']['checkpoint'] == str(ckpt)
     with pytest.raises(TypeError, match='assess_many'):

@@ -12,7 +12,7 @@ metric whose weight files are missing is reported as skipped. The benchmark is
 import argparse
 
 from miqa.hvs.benchmark import PAPER_METRICS, benchmark_hvs
-from miqa.vocab import TASKS
+from miqa.vocab import LABEL_TYPES, SPLITS, TASKS
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -22,8 +22,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--metrics', nargs='+', default=list(PAPER_METRICS),
                         help=f'registered HVS scorers (default: {" ".join(PAPER_METRICS)})')
     parser.add_argument('--task', choices=TASKS)
-    parser.add_argument('--label', choices=['composite', 'consistency', 'accuracy'])
-    parser.add_argument('--split', choices=['train', 'val'])
+    parser.add_argument('--label', choices=LABEL_TYPES)
+    parser.add_argument('--split', choices=SPLITS)
     parser.add_argument('--split-dir', help='folder of the split CSVs (official names)')
     parser.add_argument('--data-root', help='folder holding miqa_cls/, miqa_det/, miqa_ins/')
     parser.add_argument('--size', type=int,

@@ -24,7 +24,7 @@ from miqa.models.weights import load_model_weights
 from miqa.utils import setup_runtime
 from miqa.utils.config import load_config, parse_runner_args, set_split_dir
 from miqa.utils.io import atomic_write_text, unique_path
-from miqa.vocab import METRIC_COLUMNS, TASKS
+from miqa.vocab import LABEL_TYPES, METRIC_COLUMNS, SPLITS, TASKS
 
 
 def parse_args(argv=None):
@@ -32,9 +32,9 @@ def parse_args(argv=None):
     parser.add_argument('config', help='config file or packaged config name (e.g. ra_miqa_cls)')
     parser.add_argument('checkpoint', help='a checkpoint from tools/train.py or tools/convert_checkpoint.py')
     parser.add_argument('--task', choices=TASKS, help='evaluate on this task (cross-task)')
-    parser.add_argument('--label', choices=['composite', 'consistency', 'accuracy'],
+    parser.add_argument('--label', choices=LABEL_TYPES,
                         help='evaluate against this label type')
-    parser.add_argument('--split', choices=['train', 'val'], help='split to evaluate (default: val)')
+    parser.add_argument('--split', choices=SPLITS, help='split to evaluate (default: val)')
     parser.add_argument('--fit', choices=['none', 'linear', 'logistic4', 'logistic5'],
                         help='mapping applied before PLCC/RMSE (default from the config: linear)')
     parser.add_argument('--method', help='name in the report row (default: the config\'s `method`)')

@@ -145,7 +145,7 @@ def run_machines(machines: Sequence[Machine], images: Mapping[str, str], cache_d
         images: ``{image key: path}``.
         cache_dir: the :class:`OutputCache` root.
         chunk_size: images per chunk (one part file per machine and chunk).
-        reader: image decoder (default :func:`miqa.datasets.transforms.read_rgb`).
+        reader: image decoder (default :func:`miqa.utils.image.read_rgb`).
 
     Returns:
         ``({machine name: {key: output}}, {key: error})``: images that could not be read (or
@@ -153,7 +153,7 @@ def run_machines(machines: Sequence[Machine], images: Mapping[str, str], cache_d
     """
     from tqdm import tqdm
 
-    from miqa.datasets.transforms import read_rgb
+    from miqa.utils.image import read_rgb
 
     reader = reader or read_rgb
     caches = {m.name: OutputCache(cache_dir, m) for m in machines}

@@ -7,25 +7,14 @@
 
 Names are imported on first use, so ``import miqa.apis.zoo`` stays light.
 """
-import importlib
-from typing import Any
+from miqa.utils.lazy import lazy_exports
 
 _EXPORTS = {
-    'MIQAModel': 'inference', 'load_image': 'inference', 'ImagePreprocessor': 'inference',
+    **dict.fromkeys(('MIQAModel', 'load_image', 'ImagePreprocessor'), 'inference'),
     'batch_assess': 'batch',
     'VideoMIQA': 'video',
     'RealTimeIQA': 'realtime',
-    'list_models': 'zoo', 'ZooEntry': 'zoo', 'get_model_entry': 'zoo', 'fetch_weights': 'zoo',
-    'markdown_table': 'zoo',
+    **dict.fromkeys(('list_models', 'ZooEntry', 'get_model_entry', 'fetch_weights', 'markdown_table'), 'zoo'),
 }
 __all__ = list(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f'{__name__}.{_EXPORTS[name]}'), name)
-    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

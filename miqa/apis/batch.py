@@ -72,7 +72,7 @@ def worker_context() -> Optional[multiprocessing.context.BaseContext]:
     return ctx
 
 
-def batch_assess(paths: Union[PathLike, Iterable[PathLike]], model_name: str = 'ra-miqa', task: str = 'cls',
+def batch_assess(paths: Union[PathLike, Iterable[PathLike]], name: str = 'ra-miqa', task: str = 'cls',
                  label: str = 'composite', *, model: Optional[MIQAModel] = None,
                  config: Optional[PathLike] = None, checkpoint: Union[PathLike, bool, None] = None,
                  device: str = 'auto', batch_size: int = 32, num_workers: int = 2, strict: bool = False,
@@ -81,8 +81,9 @@ def batch_assess(paths: Union[PathLike, Iterable[PathLike]], model_name: str = '
 
     Args:
         paths: image files (a single path is accepted too).
-        model_name, task, label, config, checkpoint, device, **model_kwargs: build the
-            :class:`~miqa.apis.inference.MIQAModel` (ignored when ``model`` is given).
+        name, task, label, config, checkpoint, device, **model_kwargs: build the
+            :class:`~miqa.apis.inference.MIQAModel` (ignored when ``model`` is given);
+            ``model_name=`` is the deprecated spelling of ``name=``.
         model: an already built model.
         batch_size: images per forward pass.
         num_workers: DataLoader worker processes that decode and preprocess (0: in this process).
@@ -94,8 +95,14 @@ def batch_assess(paths: Union[PathLike, Iterable[PathLike]], model_name: str = '
     paths = [os.fspath(p) for p in paths]
     if batch_size < 1 or num_workers < 0:
         raise ValueError(f'batch_size must be >= 1 and num_workers >= 0, got {batch_size}, {num_workers}')
+    if 'model_name' in model_kwargs:  # the seed README's spelling
+        if name != 'ra-miqa':
+            raise TypeError('batch_assess: pass name= or model_name=, not both')
+        warnings.warn('batch_assess(model_name=) is deprecated: use name= (as MIQAModel, VideoMIQA and '
+                      'RealTimeIQA do)', DeprecationWarning, stacklevel=2)
+        name = model_kwargs.pop('model_name')
     if model is None:
-        model = MIQAModel(model_name, task, label, checkpoint=checkpoint, config=config, device=device,
+        model = MIQAModel(name, task, label, checkpoint=checkpoint, config=config, device=device,
                           **model_kwargs)
     scores = np.full(len(paths), np.nan, dtype=np.float64)
     if not paths:

@@ -13,18 +13,20 @@ crop), then the model's ``MIQADataPreprocessor`` (normalisation on the device).
 Inputs (:func:`load_image`):
 
 - a path (``str`` / ``PathLike``): decoded as the training data loader does
-  (:func:`miqa.datasets.transforms.read_rgb`: grayscale -> 3 channels, alpha dropped, 16-bit
+  (:func:`miqa.utils.image.read_rgb`: grayscale -> 3 channels, alpha dropped, 16-bit
   scaled to 8-bit);
 - a numpy array, **taken as BGR** (what ``cv2.imread`` returns): HxW (gray), HxWx3 (BGR),
-  HxWx4 (BGRA, alpha dropped); uint8, uint16 (scaled by 1/257) or float in [0, 1]. Pass
-  ``channel_order='rgb'`` for RGB arrays (e.g. from PIL, imageio, skimage);
+  HxWx4 (BGRA, alpha dropped); uint8, uint16 (scaled by 1/257), bool or float in [0, 1] (NaN
+  and infinity refused): the rules of :func:`miqa.utils.image.to_rgb_uint8`, which the dataset,
+  the builder and the distortions share. Pass ``channel_order='rgb'`` for RGB arrays (e.g. from
+  PIL, imageio, skimage);
 - a PIL image (any mode; RGB after conversion);
 - a torch tensor, **RGB**: 3xHxW or 1x3xHxW (also 1xHxW gray), uint8 or float in [0, 1].
 
 Images whose longer side exceeds ``max_side`` (default 4096) are first shrunk to it with
 ``cv2.INTER_AREA`` (so a huge photo never fills memory; the reference warp to 288 would discard
 that detail anyway); files whose header promises more than ~179 Mpx (PIL's decompression-bomb
-limit, checked by :func:`~miqa.datasets.transforms.read_rgb` before decoding, for every format) are
+limit, checked by :func:`~miqa.utils.image.read_rgb` before decoding, for every format) are
 refused.
 Unusable inputs raise ``ValueError`` / ``TypeError`` / ``OSError`` naming the input.
 """
@@ -41,9 +43,10 @@ import torch
 from mmengine.config import Config
 from PIL import Image
 
-from miqa.datasets.transforms import read_rgb
 from miqa.models.weights import load_model_weights
 from miqa.registry import MODELS, TRANSFORMS
+from miqa.utils.device import resolve_device
+from miqa.utils.image import read_rgb, to_rgb_uint8
 from miqa.utils.paths import resolve_config
 
 from . import zoo
@@ -66,41 +69,6 @@ def describe_input(image: Any) -> str:
     return f'object of type {type(image).__name__}'
 
 
-def _to_uint8(arr: np.ndarray, what: str) -> np.ndarray:
-    if arr.dtype == np.uint8:
-        return arr
-    if arr.dtype == np.bool_:
-        return arr.astype(np.uint8) * 255
-    if arr.dtype == np.uint16:
-        return (arr.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)  # as read_rgb does
-    if np.issubdtype(arr.dtype, np.floating):
-        if not np.isfinite(arr).all():
-            raise ValueError(f'{what}: contains NaN or infinite values')
-        lo, hi = float(arr.min()), float(arr.max())
-        if lo < -1e-3 or hi > 1 + 1e-3:
-            raise ValueError(f'{what}: float images must lie in [0, 1], got values in [{lo:.4g}, {hi:.4g}] '
-                             '(pass uint8 for 0..255 data)')
-        return (np.clip(arr, 0, 1) * 255.0 + 0.5).astype(np.uint8)
-    raise ValueError(f'{what}: unsupported pixel type {arr.dtype} (use uint8, uint16 or float in [0, 1])')
-
-
-def _array_to_rgb(arr: np.ndarray, channel_order: str, what: str) -> np.ndarray:
-    if arr.size == 0:
-        raise ValueError(f'{what}: the image is empty')
-    if arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[2] not in (1, 3, 4):
-        raise ValueError(f'{what}: looks channel-first (CxHxW); numpy images are HxWxC '
-                         '(transpose it, or pass a torch tensor)')
-    if arr.ndim == 2:
-        arr = arr[:, :, None]
-    if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4):
-        raise ValueError(f'{what}: expected HxW, HxWx1, HxWx3 or HxWx4')
-    arr = _to_uint8(arr, what)
-    if arr.shape[2] == 1:
-        return np.ascontiguousarray(np.repeat(arr, 3, axis=2))
-    arr = arr[:, :, :3]  # alpha dropped
-    return np.ascontiguousarray(arr[:, :, ::-1] if channel_order == 'bgr' else arr)
-
-
 def _pil_to_rgb(img: Image.Image, what: str) -> np.ndarray:
     if img.mode.startswith('I;16') or img.mode in ('I', 'F'):
         arr = np.array(img)
@@ -110,8 +78,8 @@ def _pil_to_rgb(img: Image.Image, what: str) -> np.ndarray:
             if arr.min() < 0 or arr.max() > 65535:
                 raise ValueError(f'{what}: 32-bit integer pixels outside 0..65535')
             arr = arr.astype(np.uint16)
-        return _array_to_rgb(arr, 'rgb', what)
-    return _array_to_rgb(np.asarray(img.convert('RGB')), 'rgb', what)
+        return to_rgb_uint8(arr, 'rgb', what)
+    return to_rgb_uint8(np.asarray(img.convert('RGB')), 'rgb', what)
 
 
 def _tensor_to_rgb(t: torch.Tensor, what: str) -> np.ndarray:
@@ -124,7 +92,7 @@ def _tensor_to_rgb(t: torch.Tensor, what: str) -> np.ndarray:
         raise ValueError(f'{what}: expected a 3xHxW (or 1x3xHxW, 1xHxW) RGB tensor')
     if t.dtype in (torch.float16, torch.bfloat16):
         t = t.float()
-    return _array_to_rgb(t.permute(1, 2, 0).numpy(), 'rgb', what)
+    return to_rgb_uint8(t.permute(1, 2, 0).numpy(), 'rgb', what)
 
 
 def load_image(image: ImageInput, channel_order: str = 'bgr',
@@ -139,7 +107,7 @@ def load_image(image: ImageInput, channel_order: str = 'bgr',
             raise FileNotFoundError(f'image not found: {path}')
         rgb = read_rgb(path)
     elif isinstance(image, np.ndarray):
-        rgb = _array_to_rgb(image, channel_order, what)
+        rgb = to_rgb_uint8(image, channel_order, what)
     elif isinstance(image, torch.Tensor):
         rgb = _tensor_to_rgb(image, what)
     elif isinstance(image, Image.Image):
@@ -221,18 +189,6 @@ def _inference_model_cfg(model_cfg: Mapping) -> dict:
     return cfg
 
 
-def select_device(device: Union[str, torch.device, None] = 'auto') -> torch.device:
-    """``'auto'``: CUDA if available, else Apple MPS, else CPU."""
-    if device is None or (isinstance(device, str) and device == 'auto'):
-        if torch.cuda.is_available():
-            return torch.device('cuda')
-        mps = getattr(torch.backends, 'mps', None)
-        if mps is not None and mps.is_available():
-            return torch.device('mps')
-        return torch.device('cpu')
-    return torch.device(device)
-
-
 # ---------------------------------------------------------------------------------------- model
 class MIQAModel:
     """A trained MIQA model ready to score images (higher = better for the machine).
@@ -294,7 +250,7 @@ class MIQAModel:
             self.label = dataset.get('label_type', label)
         self.config_file = getattr(self.cfg, 'filename', None)
         self.bands = tuple(bands) if bands is not None else self.BANDS
-        self.device = select_device(device)
+        self.device = resolve_device(device, mps=True)
 
         self.model = MODELS.build(_inference_model_cfg(self.cfg.model.to_dict()))
         self.checkpoint: Optional[str] = None

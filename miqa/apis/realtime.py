@@ -36,15 +36,17 @@ class RealTimeIQA:
     """Score a stream of frames one at a time (``assess_frame``), with frame skipping and smoothing.
 
     Args:
-        name, task, label, checkpoint, config, device: as for
-            :class:`~miqa.apis.inference.MIQAModel`, built from them unless ``model`` is given.
+        name, task, label, checkpoint, config, device, **model_kwargs (``sha256``, ``download``,
+            ``bands``, ``max_side``): as for :class:`~miqa.apis.inference.MIQAModel`, built from
+            them unless ``model`` is given.
         model: an existing ``MIQAModel`` to use instead (shared, not copied).
         skip: frames to skip after each scored one (``0``: score every frame); a skipped frame
             returns the last score.
         ema: smoothing factor ``alpha`` in (0, 1] of the exponential moving average of scores
             (``None``: no smoothing; ``1`` is the same as ``None``).
 
-    Attributes: ``last_score`` (what the last call returned), ``last_raw_score`` (the model's
+    Attributes: ``model`` (the ``MIQAModel``, as :class:`~miqa.apis.video.VideoMIQA` keeps it),
+    ``last_score`` (what the last call returned), ``last_raw_score`` (the model's
     last output), ``frames_seen``, ``frames_scored``, ``last_latency_s`` (preprocessing +
     forward of the last scored frame).
 
@@ -58,19 +60,19 @@ class RealTimeIQA:
     def __init__(self, name: str = 'ra-miqa', task: str = 'cls', label: str = 'composite',
                  checkpoint: Union[PathLike, None, bool] = None, config: Any = None,
                  device: Union[str, torch.device] = 'auto', model: Any = None, skip: int = 0,
-                 ema: Optional[float] = None) -> None:
+                 ema: Optional[float] = None, **model_kwargs: Any) -> None:
         if int(skip) != skip or skip < 0:
             raise ValueError(f'skip must be an integer >= 0, got {skip}')
         if ema is not None and not 0 < ema <= 1:
             raise ValueError(f'ema must lie in (0, 1] (the weight of the newest score), got {ema}')
         if model is None:
             from .inference import MIQAModel
-            model = MIQAModel(name=name, task=task, label=label, checkpoint=checkpoint, config=config,
-                              device=device)
+            model = MIQAModel(name, task, label, checkpoint=checkpoint, config=config, device=device,
+                              **model_kwargs)
         for attr in ('model', 'preprocessor', 'preprocess', 'device'):
             if not hasattr(model, attr):
                 raise TypeError(f'model must be a MIQAModel (it lacks .{attr}), got {type(model).__name__}')
-        self.iqa = model
+        self.model = model
         self.skip, self.ema = int(skip), ema
         self.device = torch.device(model.device)
         self._rgb: Optional[np.ndarray] = None  # reused BGR -> RGB buffer
@@ -89,12 +91,12 @@ class RealTimeIQA:
     # ------------------------------------------------------------------------------ pieces
     def _prepare(self, frame: Any) -> Dict[str, Any]:
         """One frame -> ``dict(inputs, region_inputs)`` (uint8 CxHxW tensors), see the module doc."""
-        pre = self.iqa.preprocessor
+        pre = self.model.preprocessor
         fast = (isinstance(frame, np.ndarray) and frame.dtype == np.uint8 and frame.ndim == 3
                 and frame.shape[2] == 3 and frame.size > 0 and frame.flags.c_contiguous
                 and not (pre.max_side and max(frame.shape[:2]) > pre.max_side))
         if not fast:
-            return self.iqa.preprocess(frame)
+            return self.model.preprocess(frame)
         if self._rgb is None or self._rgb.shape != frame.shape:
             self._rgb = np.empty_like(frame)
         cv2.cvtColor(frame, cv2.COLOR_BGR2RGB, dst=self._rgb)
@@ -126,7 +128,7 @@ class RealTimeIQA:
     @torch.inference_mode()
     def _score(self, frame: Any) -> float:
         batch = self._batch_of_one(self._prepare(frame))
-        net = self.iqa.model
+        net = self.model.model
         data = net.data_preprocessor(batch, False)
         return float(net(data['inputs'], region_inputs=data.get('region_inputs'), mode='tensor')[0])
 
@@ -154,4 +156,4 @@ class RealTimeIQA:
     __call__ = assess_frame
 
     def __repr__(self) -> str:
-        return f'RealTimeIQA({self.iqa!r}, skip={self.skip}, ema={self.ema})'
+        return f'RealTimeIQA({self.model!r}, skip={self.skip}, ema={self.ema})'

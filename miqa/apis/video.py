@@ -299,9 +299,9 @@ class VideoMIQA:
     """Frame-by-frame MIQA of a video file.
 
     Args:
-        name, task, label, checkpoint, config, device: as for
-            :class:`~miqa.apis.inference.MIQAModel`, which is built from them unless ``model`` is
-            given.
+        name, task, label, checkpoint, config, device, **model_kwargs (``sha256``, ``download``,
+            ``bands``, ``max_side``): as for :class:`~miqa.apis.inference.MIQAModel`, which is
+            built from them unless ``model`` is given.
         model: an existing scorer to use instead: a ``MIQAModel``, or any object with
             ``assess_many(frames, batch_size=...) -> array of scores`` taking a list of BGR uint8
             HxWx3 arrays (OpenCV's frame layout), e.g. a classical sharpness measure.
@@ -315,11 +315,11 @@ class VideoMIQA:
 
     def __init__(self, name: str = 'ra-miqa', task: str = 'cls', label: str = 'composite',
                  checkpoint: Optional[PathLike] = None, config: Optional[PathLike] = None,
-                 device: str = 'auto', model: Any = None) -> None:
+                 device: str = 'auto', model: Any = None, **model_kwargs: Any) -> None:
         if model is None:
             from .inference import MIQAModel
-            model = MIQAModel(name=name, task=task, label=label, checkpoint=checkpoint, config=config,
-                              device=device)
+            model = MIQAModel(name, task, label, checkpoint=checkpoint, config=config, device=device,
+                              **model_kwargs)
         if not callable(getattr(model, 'assess_many', None)):
             raise TypeError('model must have assess_many(frames, batch_size=...), '
                             f'got {type(model).__name__}')

@@ -65,19 +65,13 @@ from miqa.hub.loading import load_state_dict_file
 from miqa.hub.lookup import resolve_weights
 from miqa.hub.table import weight_entry
 from miqa.registry import MACHINES
+from miqa.utils.device import resolve_device
 
 Image = np.ndarray
 Resizer = Callable[[Tensor, int, float, str], Tensor]
 
 
 # ---------------------------------------------------------------- shared helpers
-def resolve_device(device: Optional[Union[str, torch.device]]) -> torch.device:
-    """``'auto'``/``None``: CUDA when available, else CPU."""
-    if device is None or device == 'auto':
-        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    return torch.device(device)
-
-
 @contextlib.contextmanager
 def no_tf32(enabled: bool = True) -> Iterator[None]:
     """Run without TF32 in cuDNN convolutions and CUDA matmuls (flags restored afterwards)."""

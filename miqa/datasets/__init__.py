@@ -1,27 +1,18 @@
 """MIQD-2.5M data: variant names, label index, splits, ``MIQDDataset`` and the transforms.
 
-Importing this package registers ``MIQDDataset`` in ``DATASETS`` and the transforms in
-``TRANSFORMS`` (both registries also import it on first use).
+Names are imported on first use (:mod:`miqa.utils.lazy`), so ``import miqa.datasets.naming`` costs
+numpy, not torch. The registries import ``miqd`` (``MIQDDataset`` in ``DATASETS``), ``transforms``
+(``TRANSFORMS``) and ``collate`` (``FUNCTIONS``), their locations, on first use.
 """
-from . import collate, transforms
-from .index import TASKS, LabelIndex, TaskLayout, load_index, miqa_home, task_layout
-from .miqd import LABEL_TYPES, MIQDDataset
-from .naming import (
-    DISTORTIONS,
-    REGIONS,
-    VARIANTS,
-    VariantInfo,
-    format_name,
-    parse_name,
-    parse_names,
-    variant_names,
-)
-from .splits import SPLITS, SplitFile, make_split, official_split_path, read_split_file
+from miqa.utils.lazy import lazy_exports
 
-__all__ = [
-    'DISTORTIONS', 'LABEL_TYPES', 'REGIONS', 'SPLITS', 'TASKS', 'VARIANTS', 'LabelIndex', 'MIQDDataset',
-    'SplitFile', 'TaskLayout', 'VariantInfo', 'collate', 'format_name', 'load_index', 'make_split',
-    'miqa_home',
-    'official_split_path', 'parse_name', 'parse_names', 'read_split_file', 'task_layout', 'transforms',
-    'variant_names'
-]
+_EXPORTS = {
+    **dict.fromkeys(('TASKS', 'LabelIndex', 'TaskLayout', 'load_index', 'miqa_home', 'task_layout'), 'index'),
+    **dict.fromkeys(('LABEL_TYPES', 'MIQDDataset'), 'miqd'),
+    **dict.fromkeys(('DISTORTIONS', 'REGIONS', 'VARIANTS', 'VariantInfo', 'format_name', 'parse_name',
+                     'parse_names', 'variant_names'), 'naming'),
+    **dict.fromkeys(('SPLITS', 'SplitFile', 'make_split', 'official_split_path', 'read_split_file'),
+                    'splits'),
+}
+__all__ = [*_EXPORTS, 'collate', 'transforms']
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -66,6 +66,15 @@ def task_layout(data_root: PathLike, task: str) -> TaskLayout:
                       '.JPEG' if task == 'cls' else '.jpg')
 
 
+_VARIANT_COLUMNS = {name: np.array(column) for name, column in
+                    zip(('distortion', 'region', 'fg_level', 'bg_level'), zip(*VARIANT_TABLE))}
+
+
+def _variant_column(name: str) -> property:
+    """A read-only column of every row derived from its variant code (``naming.VARIANT_TABLE``)."""
+    return property(lambda index: _VARIANT_COLUMNS[name][index.variant], doc=f'``{name}`` of every row.')
+
+
 @dataclass
 class LabelIndex:
     """Columnar label rows of one task: sources sorted, rows in label-file order.
@@ -94,25 +103,10 @@ class LabelIndex:
         """File name inside ``images/<src_id>/`` of every row."""
         return [f'{self.src_ids[s]}_{TAILS[v]}' for s, v in zip(self.src.tolist(), self.variant.tolist())]
 
-    @property
-    def distortion(self) -> np.ndarray:
-        return _VARIANT_COLUMNS['distortion'][self.variant]
-
-    @property
-    def region(self) -> np.ndarray:
-        return _VARIANT_COLUMNS['region'][self.variant]
-
-    @property
-    def fg_level(self) -> np.ndarray:
-        return _VARIANT_COLUMNS['fg_level'][self.variant]
-
-    @property
-    def bg_level(self) -> np.ndarray:
-        return _VARIANT_COLUMNS['bg_level'][self.variant]
-
-
-_VARIANT_COLUMNS = {name: np.array(column) for name, column in
-                    zip(('distortion', 'region', 'fg_level', 'bg_level'), zip(*VARIANT_TABLE))}
+    distortion = _variant_column('distortion')
+    region = _variant_column('region')
+    fg_level = _variant_column('fg_level')
+    bg_level = _variant_column('bg_level')
 
 
 def load_index(data_root: PathLike, task: str,

@@ -22,7 +22,6 @@ import json
 import logging
 from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -31,7 +30,7 @@ from mmengine.logging import print_log
 from PIL import Image
 
 from miqa.registry import TRANSFORMS
-from miqa.utils.image_header import HeaderError, ImageHeader, check_pixels, read_header
+from miqa.utils.image import read_rgb
 from miqa.utils.shared_keys import shared_key_index
 from miqa.vocab import IMAGENET_MEAN, IMAGENET_STD
 
@@ -47,57 +46,6 @@ def _hw(size: Size) -> Tuple[int, int]:
         return size, size
     h, w = size
     return int(h), int(w)
-
-
-def read_rgb(path: str) -> np.ndarray:
-    """Decode an image file to RGB uint8 HxWx3 (grayscale -> 3 channels, alpha dropped,
-    16-bit scaled to 8-bit). Raises ``OSError`` naming the file when it cannot be read.
-
-    The one image reader of the dataset, the API, the database builder and the HVS scorers.
-    Before decoding, the header must name a format OpenCV decodes to integers and at most
-    :func:`miqa.utils.image_header.pixel_limit` pixels (about 179 Mpx), so a decompression
-    bomb costs microseconds, not gigabytes; a file whose header is fine but whose data does not
-    decode is reported as truncated or corrupt.
-    """
-    try:
-        buffer = np.fromfile(path, dtype=np.uint8)
-    except OSError as err:
-        raise OSError(f'cannot read image {path}: {err}') from None
-    if not buffer.size:
-        raise OSError(f'cannot decode image {path} (empty file)')
-    try:
-        header = read_header(buffer)
-        check_pixels(header)
-        if header.floating:
-            raise HeaderError(f'{header.format} images decode to floating point, not 8/16-bit pixels')
-    except HeaderError as err:
-        raise OSError(f'cannot decode image {path}: {err}') from None
-    try:
-        img = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
-    except cv2.error as err:
-        raise OSError(f'cannot read image {path}: {err}') from None
-    if img is None:
-        raise OSError(f'cannot decode image {path}: {_damage(header, buffer)} '
-                      f'(its header says {header.format} {header.width}x{header.height})')
-    if img.dtype == np.uint16:
-        img = (img.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
-    elif img.dtype != np.uint8:
-        raise OSError(f'cannot read image {path}: unsupported pixel type {img.dtype}')
-    if img.ndim == 2:
-        return np.ascontiguousarray(np.repeat(img[:, :, None], 3, axis=2))
-    if img.shape[2] == 1:
-        return np.ascontiguousarray(np.repeat(img, 3, axis=2))
-    return np.ascontiguousarray(img[:, :, 2::-1])  # BGR(A) -> RGB
-
-
-def _damage(header: ImageHeader, buffer: np.ndarray) -> str:
-    """Why a file with a readable header did not decode: truncated (its end marker is missing)
-    or corrupt."""
-    tail = buffer[-64:].tobytes().rstrip(b'\x00')
-    ends = {'JPEG': tail.endswith(b'\xff\xd9'), 'PNG': b'IEND' in tail, 'GIF': tail.endswith(b';')}
-    if header.format in ends and not ends[header.format]:
-        return f'the {header.format} data is truncated (no end marker; an interrupted download or copy?)'
-    return f'the {header.format} data is truncated or corrupt'
 
 
 @TRANSFORMS.register_module()

@@ -10,7 +10,8 @@ become levels 1-5. Candidate ``i`` of type ``name`` draws its randomness from
 byte-identical output across runs, processes and OpenCV thread counts (for
 the same NumPy/OpenCV builds; other builds may differ in the last bit).
 
-Inputs (see :func:`to_rgb_uint8`) may be grayscale, RGBA, uint16 or float;
+Inputs may be grayscale, RGBA, uint16, bool or float in [0, 1] (the rules of
+:func:`miqa.utils.image.to_rgb_uint8`, shared with the API and the dataset: NaN refused);
 outputs are always uint8 H x W x 3 of the input's size. Any size from 1 x 1
 up works: kernels, zooms and shuffles are clamped to the image.
 """
@@ -22,6 +23,7 @@ import cv2
 import numpy as np
 
 from miqa.registry import DISTORTIONS
+from miqa.utils.image import to_rgb_uint8
 
 NUM_CANDIDATES = 12
 LEVEL_RANKS = (1, 5, 8, 10, 12)  # 1-based PSNR ranks kept as levels 1..5
@@ -72,57 +74,10 @@ def distortion_names() -> List[str]:
     return sorted(DISTORTIONS.module_dict)
 
 
-# ---------------------------------------------------------------- conversions
-def to_rgb_uint8(image: Any) -> np.ndarray:
-    """Return ``image`` as a C-contiguous uint8 H x W x 3 RGB array.
-
-    Conversions (documented, never guessed from values):
-    - shape H x W or H x W x 1 (grayscale) -> the channel repeated 3 times;
-      H x W x 4 (RGBA) -> alpha dropped, colour kept as is (not composited);
-      H x W x 3 -> unchanged; anything else -> ``ValueError``;
-    - dtype uint8 -> unchanged; uint16 -> ``round(x / 257)`` (65535 -> 255);
-      bool -> {0, 255}; float -> taken as [0, 1], NaN -> 0, clipped,
-      ``round(x * 255)``; other integer types -> ``TypeError`` (their range is
-      ambiguous: convert them first).
-    - empty images (a side of 0) -> ``ValueError``.
-    """
-    arr = np.asarray(image)
-    if arr.ndim == 2:
-        arr = arr[..., None]
-    if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4):
-        raise ValueError(f'expected an H x W, H x W x 1, x 3 or x 4 image, got shape {arr.shape}')
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ValueError(f'empty image, shape {arr.shape}')
-    if arr.shape[2] == 4:
-        arr = arr[..., :3]
-    if arr.dtype == np.uint8:
-        out = arr
-    elif arr.dtype == np.uint16:
-        out = ((arr.astype(np.uint32) * 2 + 257) // 514).astype(np.uint8)  # round(x / 257), exact
-    elif arr.dtype == np.bool_:
-        out = arr.astype(np.uint8) * 255
-    elif np.issubdtype(arr.dtype, np.floating):
-        out = to_uint8(np.nan_to_num(arr.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0))
-    else:
-        raise TypeError(f'unsupported dtype {arr.dtype}: use uint8, uint16, bool or float in [0, 1]')
-    if out.shape[2] == 1:
-        out = np.repeat(out, 3, axis=2)
-    return np.ascontiguousarray(out)
-
-
+# ---------------------------------------------------------------- float arithmetic
 def as_float01(img: np.ndarray) -> np.ndarray:
     """uint8 -> float32 in [0, 1] (a new array)."""
     return img.astype(np.float32) * np.float32(1.0 / 255.0)
-
-
-def to_uint8(x: np.ndarray) -> np.ndarray:
-    """float in [0, 1] (clipped) -> rounded uint8; may work in place on ``x``."""
-    if x.dtype != np.float32:
-        x = x.astype(np.float32)
-    np.clip(x, 0.0, 1.0, out=x)
-    x *= 255.0
-    x += 0.5
-    return x.astype(np.uint8)
 
 
 # ---------------------------------------------------------------- candidates and ranking

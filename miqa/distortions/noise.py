@@ -7,7 +7,9 @@ settings, mild -> severe; ImageNet-C's severities 1-5 sit at settings 1, 5, 8,
 """
 import numpy as np
 
-from .core import as_float01, register_distortion, to_uint8
+from miqa.utils.image import to_uint8
+
+from .core import as_float01, register_distortion
 
 
 def noise_field(shape: tuple, sigma: float, rng: np.random.Generator) -> np.ndarray:

@@ -12,8 +12,10 @@ import math
 import cv2
 import numpy as np
 
+from miqa.utils.image import to_uint8
+
 from .blur import motion_blur_array
-from .core import as_float01, register_distortion, to_uint8
+from .core import as_float01, register_distortion
 from .noise import noise_field as _noise
 
 # Larger maps are made at this size and resized (bilinear): the octave this drops has a std of about

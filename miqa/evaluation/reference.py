@@ -17,19 +17,19 @@ def _rows(table: str) -> Dict[str, Dict[str, str]]:
         return {row['method']: row for row in csv.DictReader(f)}
 
 
-def paper_methods(label_type: str = 'composite') -> list:
+def paper_methods(label: str = 'composite') -> list:
     """Method names as the paper prints them (e.g. ``'RA-MIQA'``, ``'ResNet-50'``, ``'PSNR'``)."""
-    return list(_rows(TABLES[label_type]))
+    return list(_rows(TABLES[label]))
 
 
-def paper_row(method: str, task: str, label_type: str = 'composite') -> Optional[Dict[str, float]]:
+def paper_row(method: str, task: str, label: str = 'composite') -> Optional[Dict[str, float]]:
     """``{'SRCC': .., 'PLCC': .., ...}`` published for ``method`` on ``task`` (None if not reported).
 
     Table 1 (composite) has all four metrics; the accuracy/consistency table has no KRCC.
     """
-    row = _rows(TABLES[label_type]).get(method)
+    row = _rows(TABLES[label]).get(method)
     if row is None:
         return None
-    prefix = f'{task}_' if label_type == 'composite' else f'{task}_{label_type}_'
+    prefix = f'{task}_' if label == 'composite' else f'{task}_{label}_'
     values = {m: float(row[prefix + m.lower()]) for m in METRIC_COLUMNS if row.get(prefix + m.lower())}
     return values or None

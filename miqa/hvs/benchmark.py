@@ -36,7 +36,7 @@ import torch
 from mmengine.logging import print_log
 from torch.utils.data import DataLoader, Dataset
 
-from miqa.datasets.transforms import read_rgb
+from miqa.utils.image import read_rgb
 from miqa.utils.io import write_result_text
 from miqa.vocab import METRIC_COLUMNS as COLUMNS
 
@@ -252,12 +252,14 @@ def load_split(config: str, task: Optional[str] = None, label: Optional[str] = N
 
 
 def build_available(names: Sequence[str], device: str) -> Dict[str, Any]:
-    """Build each scorer; a missing weight file makes it ``skipped`` with the reason."""
+    """Build each scorer on ``device`` (``'auto'``: :func:`~miqa.utils.device.resolve_device`); a
+    missing weight file makes it ``skipped`` with the reason."""
     from miqa.hvs import build_scorer
+    from miqa.utils.device import resolve_device
     scorers, skipped = {}, {}
     for name in names:
         try:
-            scorers[name] = build_scorer(name).to(device).eval()
+            scorers[name] = build_scorer(name).to(resolve_device(device)).eval()
         except FileNotFoundError as err:
             skipped[name] = str(err)
     return dict(scorers=scorers, skipped=skipped)

@@ -31,56 +31,45 @@ import torch
 from torch import Tensor
 
 from miqa.hub.loading import unwrap_state_dict
-from miqa.models.converters import ConversionError, Rules, check_state_dict, rename_keys
+from miqa.models.converters import ConversionError, check_state_dict, rename_keys, two_way
 from miqa.utils.types import StateDict
 
 __all__ = ['ConversionError', 'HYPERIQA_RULES', 'HYPERIQA_EXPORT_RULES', 'MANIQA_RULES', 'MANIQA_DROP',
            'MANIQA_EXPORT_RULES', 'convert_hyperiqa', 'convert_maniqa']
 
-#: The authors' HyperIQA names -> :class:`~miqa.hvs.hyperiqa.HyperIQA`.
-HYPERIQA_RULES: Rules = (
-    (r'res\.lda([1-4])_pool\.0\.weight', r'lda.layer\1.reduce.weight'),
-    (r'res\.lda([1-4])_fc\.(weight|bias)', r'lda.layer\1.fc.\2'),
-    (r'res\.(conv1\.weight|bn1\..+|layer[1-4]\..+)', r'backbone.\1'),
-    (r'conv1\.([024])\.(weight|bias)', r'hyper_in.\1.\2'),
-    (r'fc([1-4])w_conv\.(weight|bias)', r'target_weights.fc\1.\2'),
-    (r'fc5w_fc\.(weight|bias)', r'target_weights.fc5.\1'),
-    (r'fc([1-5])b_fc\.(weight|bias)', r'target_biases.fc\1.\2'),
-)
+#: Fields of the name tables below (``{field}`` in :func:`~miqa.models.converters.two_way`).
+_FIELDS = dict(p='weight|bias', n=r'\d+', rest='.+', lda='[1-4]', fc='[1-5]', hyper='[024]', sw='[12]',
+               qkv='[qkv]', head='[03]', resnet=r'conv1\.weight|bn1\..+|layer[1-4]\..+')
 
-#: The inverse of :data:`HYPERIQA_RULES`.
-HYPERIQA_EXPORT_RULES: Rules = (
-    (r'lda\.layer([1-4])\.reduce\.weight', r'res.lda\1_pool.0.weight'),
-    (r'lda\.layer([1-4])\.fc\.(weight|bias)', r'res.lda\1_fc.\2'),
-    (r'backbone\.(.+)', r'res.\1'),
-    (r'hyper_in\.([024])\.(weight|bias)', r'conv1.\1.\2'),
-    (r'target_weights\.fc([1-4])\.(weight|bias)', r'fc\1w_conv.\2'),
-    (r'target_weights\.fc5\.(weight|bias)', r'fc5w_fc.\1'),
-    (r'target_biases\.fc([1-5])\.(weight|bias)', r'fc\1b_fc.\2'),
+#: The authors' HyperIQA names <-> :class:`~miqa.hvs.hyperiqa.HyperIQA`'s.
+HYPERIQA_NAMES = (
+    ('res.lda{lda}_pool.0.weight', 'lda.layer{lda}.reduce.weight'),
+    ('res.lda{lda}_fc.{p}', 'lda.layer{lda}.fc.{p}'),
+    ('res.{resnet}', 'backbone.{resnet}'),
+    ('conv1.{hyper}.{p}', 'hyper_in.{hyper}.{p}'),
+    ('fc{lda}w_conv.{p}', 'target_weights.fc{lda}.{p}'),
+    ('fc5w_fc.{p}', 'target_weights.fc5.{p}'),
+    ('fc{fc}b_fc.{p}', 'target_biases.fc{fc}.{p}'),
 )
+HYPERIQA_RULES, HYPERIQA_EXPORT_RULES = two_way(HYPERIQA_NAMES, _FIELDS)
 
-#: The authors' MANIQA names -> :class:`~miqa.hvs.maniqa.MANIQA`.
-MANIQA_RULES: Rules = (
-    (r'vit\.(.+)', r'backbone.\1'),
-    (r'(?:tablock|channel_attn)([12])\.(\d+)\.c_([qkv])\.(weight|bias)', r'tab\1.\2.\3.\4'),
-    (r'conv([12])\.(weight|bias)', r'reduce\1.\2'),
-    (r'swintransformer([12])\.layers\.(\d+)\.(.+)', r'sstb\1.layers.\2.\3'),
-    (r'fc_score\.([03])\.(weight|bias)', r'score_head.\1.\2'),
-    (r'fc_weight\.([03])\.(weight|bias)', r'weight_head.\1.\2'),
+#: The authors' MANIQA names (current code: ``tablock``) <-> :class:`~miqa.hvs.maniqa.MANIQA`'s.
+MANIQA_NAMES = (
+    ('vit.{rest}', 'backbone.{rest}'),
+    ('tablock{sw}.{n}.c_{qkv}.{p}', 'tab{sw}.{n}.{qkv}.{p}'),
+    ('conv{sw}.{p}', 'reduce{sw}.{p}'),
+    ('swintransformer{sw}.layers.{n}.{rest}', 'sstb{sw}.layers.{n}.{rest}'),
+    ('fc_score.{head}.{p}', 'score_head.{head}.{p}'),
+    ('fc_weight.{head}.{p}', 'weight_head.{head}.{p}'),
 )
+#: An earlier revision of the authors' code named the blocks ``channel_attn``: read, never written.
+_MANIQA_OLD_NAMES = (('channel_attn{sw}.{n}.c_{qkv}.{p}', 'tab{sw}.{n}.{qkv}.{p}'),)
+MANIQA_RULES, MANIQA_EXPORT_RULES = two_way(MANIQA_NAMES, _FIELDS)
+MANIQA_RULES += two_way(_MANIQA_OLD_NAMES, _FIELDS)[0]
 
 #: Source keys of MANIQA that no computation reads (``re.match`` patterns); see the module doc.
 MANIQA_DROP = (r'swintransformer[12]\.downsample\.', r'vit\.(norm|fc_norm|head)\.')
 
-#: The inverse of :data:`MANIQA_RULES` (current names: ``tablock``).
-MANIQA_EXPORT_RULES: Rules = (
-    (r'backbone\.(.+)', r'vit.\1'),
-    (r'tab([12])\.(\d+)\.([qkv])\.(weight|bias)', r'tablock\1.\2.c_\3.\4'),
-    (r'reduce([12])\.(weight|bias)', r'conv\1.\2'),
-    (r'sstb([12])\.layers\.(\d+)\.(.+)', r'swintransformer\1.layers.\2.\3'),
-    (r'score_head\.([03])\.(weight|bias)', r'fc_score.\1.\2'),
-    (r'weight_head\.([03])\.(weight|bias)', r'fc_weight.\1.\2'),
-)
 
 def convert_hyperiqa(state_dict: Mapping, target: Mapping[str, Tensor]) -> StateDict:
     """The authors' ``koniq_pretrained.pkl`` state dict -> a :class:`~miqa.hvs.hyperiqa.HyperIQA` one.

@@ -87,7 +87,14 @@ class _LocalDISTS(piq.DISTS):
 
 
 class _VGGDistance(HVSScorer):
-    """Shared construction: resolve, verify and load the weight files, or random weights."""
+    """Shared construction of the VGG16 distances: resolve, verify and load the weight files, or
+    random weights.
+
+    Args:
+        pretrained: ``True`` loads ``vgg16`` and the metric's own file (``weight_files``,
+            :mod:`miqa.hub`); ``False`` builds random weights, **for tests only**.
+        weights: paths per key overriding ``$MIQA_HOME/weights/<file>``.
+    """
 
     lower_is_better = True
 
@@ -124,11 +131,7 @@ class LPIPS(_VGGDistance):
     """LPIPS v0.1, VGG variant (Zhang et al., "The Unreasonable Effectiveness of Deep Features as a
     Perceptual Metric", CVPR 2018): unit-normalised VGG16 activations at 5 layers, squared
     differences weighted by the learned linear layers, averaged over space, summed over layers.
-
-    Args:
-        pretrained: ``True`` loads ``vgg16`` and ``lpips_vgg`` (:mod:`miqa.hub`); ``False``
-            builds random weights, **for tests only**.
-        weights: paths per key overriding ``$MIQA_HOME/weights/<file>``.
+    ``pretrained`` / ``weights``: as :class:`_VGGDistance` (files ``vgg16``, ``lpips_vgg``).
     """
 
     name = 'LPIPS'
@@ -149,11 +152,7 @@ class DISTS(_VGGDistance):
     stages, structure (means) and texture (covariances) similarities weighted by learned
     ``alpha``/``beta``; distance = 1 - the weighted sum, in [0, 1]. Inputs whose short side
     exceeds 256 px are resized to 256 (piq, as the authors' code).
-
-    Args:
-        pretrained: ``True`` loads ``vgg16`` and ``dists`` (:mod:`miqa.hub`); ``False``
-            builds random weights, **for tests only**.
-        weights: paths per key overriding ``$MIQA_HOME/weights/<file>``.
+    ``pretrained`` / ``weights``: as :class:`_VGGDistance` (files ``vgg16``, ``dists``).
     """
 
     name = 'DISTS'

@@ -42,35 +42,35 @@ class ConversionError(ValueError):
     """A checkpoint does not map one-to-one onto its target."""
 
 
-#: mmseg ``VisionTransformer`` -> timm ``VisionTransformer`` (see tests/data/mmseg_vit_small_keys.txt).
-MMSEG_VIT_TO_TIMM: Rules = (
-    (r'cls_token', 'cls_token'),
-    (r'pos_embed', 'pos_embed'),
-    (r'patch_embed\.projection\.(weight|bias)', r'patch_embed.proj.\1'),
-    (r'layers\.(\d+)\.ln1\.(weight|bias)', r'blocks.\1.norm1.\2'),
-    (r'layers\.(\d+)\.ln2\.(weight|bias)', r'blocks.\1.norm2.\2'),
-    (r'layers\.(\d+)\.attn\.attn\.in_proj_weight', r'blocks.\1.attn.qkv.weight'),
-    (r'layers\.(\d+)\.attn\.attn\.in_proj_bias', r'blocks.\1.attn.qkv.bias'),
-    (r'layers\.(\d+)\.attn\.attn\.out_proj\.(weight|bias)', r'blocks.\1.attn.proj.\2'),
-    (r'layers\.(\d+)\.ffn\.layers\.0\.0\.(weight|bias)', r'blocks.\1.mlp.fc1.\2'),
-    (r'layers\.(\d+)\.ffn\.layers\.1\.(weight|bias)', r'blocks.\1.mlp.fc2.\2'),
-    (r'ln1\.(weight|bias)', r'norm.\1'),  # the final norm (mmseg ``final_norm=True``)
-)
+def two_way(names: Sequence[Tuple[str, str]], fields: Mapping[str, str]) -> Tuple[Rules, Rules]:
+    """Rename rules both ways from ``(theirs, ours)`` key templates: ``{field}`` matches the regex
+    ``fields[field]`` in one name and is copied into the other, the rest is literal. Returns
+    ``(theirs -> ours, ours -> theirs)``, so a table is written once and its inverse is exact."""
+    def rule(src: str, dst: str) -> Tuple[str, str]:
+        parts = re.split(r'\{(\w+)\}', src)  # literal, field, literal, ...
+        pattern = ''.join(f'(?P<{part}>{fields[part]})' if i % 2 else re.escape(part)
+                          for i, part in enumerate(parts))
+        return pattern, re.sub(r'\{(\w+)\}', r'\\g<\1>', dst)
 
-#: The inverse: timm -> mmseg names (exporting; tests build mmseg-named sources with it).
-TIMM_VIT_TO_MMSEG: Rules = (
-    (r'cls_token', 'cls_token'),
-    (r'pos_embed', 'pos_embed'),
-    (r'patch_embed\.proj\.(weight|bias)', r'patch_embed.projection.\1'),
-    (r'blocks\.(\d+)\.norm1\.(weight|bias)', r'layers.\1.ln1.\2'),
-    (r'blocks\.(\d+)\.norm2\.(weight|bias)', r'layers.\1.ln2.\2'),
-    (r'blocks\.(\d+)\.attn\.qkv\.weight', r'layers.\1.attn.attn.in_proj_weight'),
-    (r'blocks\.(\d+)\.attn\.qkv\.bias', r'layers.\1.attn.attn.in_proj_bias'),
-    (r'blocks\.(\d+)\.attn\.proj\.(weight|bias)', r'layers.\1.attn.attn.out_proj.\2'),
-    (r'blocks\.(\d+)\.mlp\.fc1\.(weight|bias)', r'layers.\1.ffn.layers.0.0.\2'),
-    (r'blocks\.(\d+)\.mlp\.fc2\.(weight|bias)', r'layers.\1.ffn.layers.1.\2'),
-    (r'norm\.(weight|bias)', r'ln1.\1'),
+    return tuple(rule(a, b) for a, b in names), tuple(rule(b, a) for a, b in names)
+
+
+#: mmseg ``VisionTransformer`` <-> timm ``VisionTransformer`` names (tests/data/mmseg_vit_small_keys.txt).
+MMSEG_VIT_NAMES = (
+    ('cls_token', 'cls_token'),
+    ('pos_embed', 'pos_embed'),
+    ('patch_embed.projection.{p}', 'patch_embed.proj.{p}'),
+    ('layers.{n}.ln1.{p}', 'blocks.{n}.norm1.{p}'),
+    ('layers.{n}.ln2.{p}', 'blocks.{n}.norm2.{p}'),
+    ('layers.{n}.attn.attn.in_proj_weight', 'blocks.{n}.attn.qkv.weight'),
+    ('layers.{n}.attn.attn.in_proj_bias', 'blocks.{n}.attn.qkv.bias'),
+    ('layers.{n}.attn.attn.out_proj.{p}', 'blocks.{n}.attn.proj.{p}'),
+    ('layers.{n}.ffn.layers.0.0.{p}', 'blocks.{n}.mlp.fc1.{p}'),
+    ('layers.{n}.ffn.layers.1.{p}', 'blocks.{n}.mlp.fc2.{p}'),
+    ('ln1.{p}', 'norm.{p}'),  # the final norm (mmseg ``final_norm=True``)
 )
+#: mmseg -> timm, and the inverse (exporting; tests build mmseg-named sources with it).
+MMSEG_VIT_TO_TIMM, TIMM_VIT_TO_MMSEG = two_way(MMSEG_VIT_NAMES, dict(n=r'\d+', p='weight|bias'))
 
 #: timm-style ViT keys kept as they are (the final norm is chosen separately).
 _TIMM_VIT_BODY = r'(cls_token|pos_embed|patch_embed\.proj\.(weight|bias)|blocks\.\d+\..+)'
