@@ -16,8 +16,7 @@ import cv2
 import numpy as np
 
 from miqa.datasets.naming import format_name
-from miqa.datasets.transforms import read_rgb
-from miqa.distortions import to_rgb_uint8
+from miqa.utils.image import read_rgb, to_rgb_uint8
 from miqa.utils.io import atomic_write_bytes
 
 from .collectors import source_seed
