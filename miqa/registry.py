@@ -104,4 +104,6 @@ MACHINES = Registry('machine', scope='miqa', locations=[
     'miqa.database.machines', 'miqa.database.detector_adapter', 'miqa.database.detectors'])
 SOURCES = Registry('source collector', scope='miqa', locations=['miqa.database.collectors',
                                                                  'miqa.database.sources'])
+LABELLERS = Registry('labeller', scope='miqa', locations=['miqa.database.labels'])
+PSEUDO_GT_RULES = Registry('pseudo ground truth rule', scope='miqa', locations=['miqa.database.pseudo_gt'])
 SCORERS = Registry('hvs scorer', scope='miqa', locations=['miqa.hvs'], case_insensitive=True)

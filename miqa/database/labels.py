@@ -69,6 +69,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
+from miqa.registry import LABELLERS
 from miqa.vocab import TASKS
 
 from .coco import CocoSubsetAP, detection_results, detections_to_annotations
@@ -229,6 +230,7 @@ def aggregate(values: np.ndarray, weights: np.ndarray) -> Dict[str, np.ndarray]:
 
 
 # ---------------------------------------------------------------- the labeller
+@LABELLERS.register_module()
 class MachineLabeller:
     """Scores degraded images with a set of machines (the builder's labeller interface).
 
@@ -422,19 +424,13 @@ def _doc(fn: Callable) -> str:
 
 
 #: Labeller classes by ``type`` name (configs: ``labeller=dict(type=..., ...)``).
-LABELLERS: Dict[str, Callable[..., Any]] = {'MachineLabeller': MachineLabeller}
-
-
 def build_labeller(cfg: Union[Mapping[str, Any], Any]) -> Any:
-    """The builder's labeller from ``cfg`` (``type`` a key of :data:`LABELLERS`, default
-    ``'MachineLabeller'``); an object that already has ``label`` is returned as is."""
+    """The builder's labeller from ``cfg`` (``type`` registered in ``miqa.registry.LABELLERS``,
+    default ``'MachineLabeller'``); an object that already has ``label`` is returned as is."""
     if hasattr(cfg, 'label') and not isinstance(cfg, Mapping):
         return cfg
     cfg = _plain_cfg(cfg)
-    kind = cfg.pop('type', 'MachineLabeller')
-    if kind not in LABELLERS:
-        raise KeyError(f'labeller type {kind!r} unknown; choose from {sorted(LABELLERS)}')
-    return LABELLERS[kind](**cfg)
+    return LABELLERS.build(dict(cfg, type=cfg.get('type', 'MachineLabeller')))
 
 
 def _plain_cfg(cfg: Mapping[str, Any]) -> Dict[str, Any]:
@@ -448,6 +444,6 @@ def _plain_cfg(cfg: Mapping[str, Any]) -> Dict[str, Any]:
     return plain(cfg)
 
 
-__all__ = ['CLS_CONSISTENCY', 'CLS_ACCURACY', 'DET_METRICS', 'LABELLERS', 'MachineLabeller',
+__all__ = ['CLS_CONSISTENCY', 'CLS_ACCURACY', 'DET_METRICS', 'MachineLabeller',
            'aggregate', 'build_labeller', 'coco_ap', 'normalise_weights',
            'prob_overlap', 'retained_top1', 'js_similarity', 'top1_agreement', 'gt_mass', 'gt_max']

@@ -29,11 +29,13 @@ instead (the builder's ``annotations``), which always wins.
 Output: COCO annotation dicts in pixels of the image the detections refer to (``bbox`` xywh
 rounded to 1/1000 px, ``category_id``, ``iscrowd``, ``area``, plus ``score`` and ``machines``:
 how many detectors agreed). Rules are configured from data: ``dict(type='agreement', ...)``
-(:data:`PSEUDO_GT_RULES`, :func:`build_pseudo_gt`).
+(registry ``miqa.registry.PSEUDO_GT_RULES``, :func:`build_pseudo_gt`).
 """
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
+
+from miqa.registry import PSEUDO_GT_RULES
 
 #: COCO 2017's 80 object categories (``instances_*.json``): id, name, supercategory.
 COCO_CATEGORIES: Tuple[Dict[str, Any], ...] = tuple(
@@ -87,6 +89,7 @@ def _annotation(box: Sequence[float], category: int, crowd: int, score: float,
                 machines=int(machines))
 
 
+@PSEUDO_GT_RULES.register_module(name='agreement')
 class DetectorAgreement:
     """Pseudo ground truth from the agreement of detectors (module doc).
 
@@ -172,19 +175,12 @@ class DetectorAgreement:
 
 
 #: Pseudo-ground-truth rules by ``type`` name (``pseudo_gt=dict(type='agreement', ...)``).
-PSEUDO_GT_RULES: Dict[str, Callable[..., Any]] = {'agreement': DetectorAgreement}
-
-
 def build_pseudo_gt(cfg: Union[None, Mapping[str, Any], Any]) -> Optional[Any]:
-    """A rule from ``dict(type=<key of PSEUDO_GT_RULES>, **options)`` (``None`` -> ``None``; a
-    callable is returned as is)."""
+    """A rule from ``dict(type=<registered in PSEUDO_GT_RULES>, **options)`` (default type
+    ``'agreement'``; ``None`` -> ``None``; a callable is returned as is)."""
     if cfg is None or (callable(cfg) and not isinstance(cfg, Mapping)):
         return cfg
-    cfg = dict(cfg)
-    kind = cfg.pop('type', 'agreement')
-    if kind not in PSEUDO_GT_RULES:
-        raise KeyError(f'pseudo_gt type {kind!r} unknown; choose from {sorted(PSEUDO_GT_RULES)}')
-    return PSEUDO_GT_RULES[kind](**cfg)
+    return PSEUDO_GT_RULES.build(dict(cfg, type=cfg.get('type', 'agreement')))
 
 
 def has_objects(annotations: Optional[Sequence[Mapping[str, Any]]]) -> bool:
@@ -192,5 +188,5 @@ def has_objects(annotations: Optional[Sequence[Mapping[str, Any]]]) -> bool:
     return any(not a.get('iscrowd', 0) for a in annotations or ())
 
 
-__all__ = ['COCO_CATEGORIES', 'DetectorAgreement', 'PSEUDO_GT_RULES', 'box_iou', 'build_pseudo_gt',
+__all__ = ['COCO_CATEGORIES', 'DetectorAgreement', 'box_iou', 'build_pseudo_gt',
            'has_objects']
