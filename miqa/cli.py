@@ -165,9 +165,7 @@ def cmd_assess(args: argparse.Namespace, out) -> int:
 def cmd_video(args: argparse.Namespace, out) -> int:
     from miqa.apis.video import VideoMIQA  # the video module is only needed here
 
-    kwargs = _model_kwargs(args)
-    kwargs.pop('sha256')
-    video = VideoMIQA(**kwargs)
+    video = VideoMIQA(**_model_kwargs(args))
     report = video.assess_video(args.path, every_n=args.every_n, max_frames=args.max_frames,
                                 batch_size=args.batch_size, threshold=args.threshold,
                                 min_duration_s=args.min_duration, smooth=args.smooth,

@@ -136,6 +136,20 @@ def test_video(tiny, capsys, tmp_path):
     assert 'missing.mp4' in capsys.readouterr().err
 
 
+def test_video_pins_the_sha256(tmp_path, monkeypatch, capsys):
+    """`miqa video --sha256` reaches the weight check (the model loads before the video opens)."""
+    weights = tmp_path / 'home' / 'weights'
+    weights.mkdir(parents=True)
+    (weights / 'resnet50_det_composite.pth').write_bytes(b'not the published file')
+    monkeypatch.setenv('MIQA_HOME', str(tmp_path / 'home'))
+    monkeypatch.setenv('MIQA_OFFLINE', '1')
+    pin = '0' * 64
+    args = ['--model', 'resnet50', '--task', 'det', '--sha256', pin]
+    assert main(['video', str(tmp_path / 'clip.mp4'), *args]) == 2
+    err = capsys.readouterr().err
+    assert 'does not match the pinned' in err and pin in err
+
+
 def test_video_refuses_a_still_image_and_nan_threshold(tiny, capsys, tmp_path):
     assert main(['video', tiny['images'][0], *model_args(tiny)]) == 2
     assert 'is a still image' in capsys.readouterr().err
