@@ -15,8 +15,9 @@ import json
 import math
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from miqa.apis import export as export_options
 from miqa.version import __version__
@@ -53,23 +54,7 @@ def _add_model_args(p: argparse.ArgumentParser, unit: str) -> None:
                                                     '(default: %(default)s)')
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog='miqa', description='Image quality assessment for machines (MIQA): how fit an image is for '
-        'a vision model. Scores are predictions of labels in [0, 1]; higher is better.',
-        epilog='Examples:\n  miqa assess photo.jpg frames/ --json\n'
-               '  miqa assess img.png --config configs/demo/ra_miqa_mini.py '
-               '--checkpoint work_dirs/ra_miqa_mini/best_SRCC_iter_60.pth\n'
-               '  miqa video clip.mp4 --every-n 5 --save-dir out/\n  miqa models --task det\n'
-               '  miqa export configs/demo/ra_miqa_mini.py work_dirs/ra_miqa_mini/best.pth --format onnx',
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--version', action='version', version=f'miqa {__version__}')
-    sub = parser.add_subparsers(dest='command', metavar='{assess,video,models,export}')
-    sub.required = True
-
-    p = sub.add_parser('assess', help='score image files or folders',
-                       description='Score images. Prints "score band path" lines, or JSON with --json. '
-                                   'Unreadable files score NaN (null in JSON) and make the exit status 1.')
+def _assess_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument('paths', nargs='+', metavar='PATH', help='image files or folders (their images, sorted)')
     p.add_argument('--recursive', '-r', action='store_true', help='also images in sub-folders')
     _add_model_args(p, 'images')
@@ -77,12 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help='decoding worker processes (default: %(default)s)')
     p.add_argument('--strict', action='store_true', help='stop at the first unreadable file')
     p.add_argument('--no-progress', action='store_true', help='no progress bar')
-    p.set_defaults(func=cmd_assess)
 
-    p = sub.add_parser('video', help='score the frames of a video',
-                       description='Per-frame scores over time, summary, per-second means and degradation '
-                                   'segments (smoothed score below --threshold for at least '
-                                   '--min-duration seconds).')
+
+def _video_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument('path', metavar='VIDEO', help='video file (anything OpenCV decodes)')
     _add_model_args(p, 'frames')
     p.add_argument('--every-n', type=int, default=1, help='assess one frame in N (default: %(default)s)')
@@ -95,25 +77,34 @@ def build_parser() -> argparse.ArgumentParser:
                    help='moving-average width in seconds, 0 = raw (default: %(default)s)')
     p.add_argument('--save-dir', help='write <video>_miqa.json and <video>_miqa.png here')
     p.add_argument('--annotate', action='store_true', help='also write <video>_miqa.mp4 with scores drawn')
-    p.set_defaults(func=cmd_video)
 
-    p = sub.add_parser('models', help='list the published models',
-                       description='The published models (miqa/apis/model_zoo.csv) with the paper\'s '
-                                   'SRCC/PLCC on MIQD-2.5M val and whether the weights are cached locally.')
+
+def _models_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument('--task', choices=TASKS)
     p.add_argument('--label', choices=LABEL_TYPES)
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument('--json', action='store_true', help='JSON list')
     fmt.add_argument('--markdown', action='store_true', help='the README table (per label type)')
-    p.set_defaults(func=cmd_models)
 
-    p = sub.add_parser('export', help='export a model to TorchScript or ONNX (with a parity check)',
-                       description='Export the score function of a trained model (normalisation included) '
-                                   'and check the saved artefact against PyTorch; exit status 1 (nothing '
-                                   'written) when they differ by more than --atol.',
-                       epilog=export_options.EPILOG)
-    export_options.add_arguments(p)
-    p.set_defaults(func=cmd_export)
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog='miqa', description='Image quality assessment for machines (MIQA): how fit an image is for '
+        'a vision model. Scores are predictions of labels in [0, 1]; higher is better.',
+        epilog='Examples:\n  miqa assess photo.jpg frames/ --json\n'
+               '  miqa assess img.png --config configs/demo/ra_miqa_mini.py '
+               '--checkpoint work_dirs/ra_miqa_mini/best_SRCC_iter_60.pth\n'
+               '  miqa video clip.mp4 --every-n 5 --save-dir out/\n  miqa models --task det\n'
+               '  miqa export configs/demo/ra_miqa_mini.py work_dirs/ra_miqa_mini/best.pth --format onnx',
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--version', action='version', version=f'miqa {__version__}')
+    sub = parser.add_subparsers(dest='command', metavar='{' + ','.join(SUBCOMMANDS) + '}')
+    sub.required = True
+
+    for name, command in SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=command.help, description=command.description, epilog=command.epilog)
+        command.add_arguments(p)
+        p.set_defaults(func=command.run)
     return parser
 
 
@@ -207,6 +198,37 @@ def cmd_export(args: argparse.Namespace, out) -> int:
     return export_options.export_model(args.config, args.checkpoint, format=args.format, out=args.out,
                                        overwrite=args.overwrite, input_range=args.input_range,
                                        atol=args.atol, opset=args.opset, stdout=out)
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    """A ``miqa`` subcommand: its help line, description, arguments and what runs it."""
+    help: str
+    description: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace, Any], int]
+    epilog: Optional[str] = None
+
+
+SUBCOMMANDS: Dict[str, Subcommand] = {
+    'assess': Subcommand(
+        'score image files or folders',
+        'Score images. Prints "score band path" lines, or JSON with --json. Unreadable files score NaN '
+        '(null in JSON) and make the exit status 1.', _assess_arguments, cmd_assess),
+    'video': Subcommand(
+        'score the frames of a video',
+        'Per-frame scores over time, summary, per-second means and degradation segments (smoothed score '
+        'below --threshold for at least --min-duration seconds).', _video_arguments, cmd_video),
+    'models': Subcommand(
+        'list the published models',
+        "The published models (miqa/apis/model_zoo.csv) with the paper's SRCC/PLCC on MIQD-2.5M val and "
+        'whether the weights are cached locally.', _models_arguments, cmd_models),
+    'export': Subcommand(
+        'export a model to TorchScript or ONNX (with a parity check)',
+        'Export the score function of a trained model (normalisation included) and check the saved '
+        'artefact against PyTorch; exit status 1 (nothing written) when they differ by more than --atol.',
+        export_options.add_arguments, cmd_export, epilog=export_options.EPILOG),
+}
 
 
 def main(argv: Optional[List[str]] = None) -> int:

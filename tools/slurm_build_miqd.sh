@@ -9,13 +9,8 @@
 # the same bytes as one build. Environment: CPUS_PER_TASK (16), TIME (24:00:00), SBATCH_ARGS
 # (extra sbatch options, e.g. --gres=gpu:1 for GPU labelling machines).
 set -euo pipefail
-if [ $# -lt 3 ]; then
-    echo "usage: $0 CONFIG OUT NUM_SHARDS [PARTITION]" >&2
-    exit 2
-fi
-CONFIG=$1
-OUT=$2
-SHARDS=$3
+[ $# -ge 3 ] || { echo "usage: $0 CONFIG OUT NUM_SHARDS [PARTITION]" >&2; exit 2; }
+CONFIG=$1 OUT=$2 SHARDS=$3
 PARTITION=${4:+--partition=$4}
 CPUS_PER_TASK=${CPUS_PER_TASK:-16}
 TIME=${TIME:-24:00:00}

@@ -6,14 +6,8 @@
 # MASTER_PORT or 29500). Environment: GPUS (tasks in all), GPUS_PER_NODE, CPUS_PER_TASK (loader
 # workers + 1; the configs use 8 workers per GPU), SRUN_ARGS (extra srun options, e.g. --quotatype).
 set -euo pipefail
-if [ $# -lt 4 ]; then
-    echo "usage: [GPUS=N GPUS_PER_NODE=M] $0 PARTITION JOB_NAME CONFIG WORK_DIR [train.py args...]" >&2
-    exit 2
-fi
-PARTITION=$1
-JOB_NAME=$2
-CONFIG=$3
-WORK_DIR=$4
+[ $# -ge 4 ] || { echo "usage: [GPUS=N GPUS_PER_NODE=M] $0 PARTITION JOB_NAME CONFIG WORK_DIR [train.py args...]" >&2; exit 2; }
+PARTITION=$1 JOB_NAME=$2 CONFIG=$3 WORK_DIR=$4
 shift 4
 GPUS=${GPUS:-8}
 GPUS_PER_NODE=${GPUS_PER_NODE:-$(( GPUS < 8 ? GPUS : 8 ))}
