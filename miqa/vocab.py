@@ -68,6 +68,8 @@ VARIANTS: Tuple[Tuple[str, int, int], ...] = (
 # ---------------------------------------------------------------- metrics
 #: The columns of every results table, in report order (correlations, then the error).
 METRIC_COLUMNS: Tuple[str, ...] = ('SRCC', 'PLCC', 'KRCC', 'RMSE')
+#: The mappings fitted before PLCC/RMSE (``--fit``; ``miqa.evaluation.functional.FITS``, VQEG).
+FIT_CHOICES: Tuple[str, ...] = ('none', 'linear', 'logistic4', 'logistic5')
 
 # ---------------------------------------------------------------- normalisation
 #: Per-channel RGB mean and std (0-1 range) of the ImageNet-trained backbones, encoders and scorers.
@@ -83,4 +85,4 @@ IMAGE_EXTENSIONS: Tuple[str, ...] = SOURCE_EXTENSIONS + ('.ppm', '.pgm', '.pbm',
 
 __all__ = ['TASKS', 'TASK_TITLES', 'LABEL_TYPES', 'SPLITS', 'split_task', 'split_file_name', 'DISTORTIONS',
            'DISTORTION_CATEGORIES', 'REGIONS', 'REGION_NAMES', 'LEVELS', 'VARIANTS', 'METRIC_COLUMNS',
-           'IMAGENET_MEAN', 'IMAGENET_STD', 'SOURCE_EXTENSIONS', 'IMAGE_EXTENSIONS']
+           'FIT_CHOICES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'SOURCE_EXTENSIONS', 'IMAGE_EXTENSIONS']

@@ -7,6 +7,8 @@ import pytest
 from scipy import stats
 
 from miqa.evaluation import correlations, fit_mapping, krcc, plcc, rmse, srcc
+from miqa.evaluation.functional import FITS as FIT_FUNCTIONS
+from miqa.vocab import FIT_CHOICES
 
 FITS = (None, 'linear', 'logistic4', 'logistic5')
 
@@ -135,3 +137,8 @@ def test_non_converging_fit_falls_back(monkeypatch):
     with pytest.warns(RuntimeWarning, match='logistic4 fit failed'):
         out = correlations(pred, target, fit='logistic4')
     assert out == correlations(pred, target, fit='linear')
+
+
+def test_the_tools_fit_choices_are_the_fits():
+    """``--fit`` offers exactly the mappings :func:`fit_mapping` knows ('none' is no mapping)."""
+    assert [None if c == 'none' else c for c in FIT_CHOICES] == list(FIT_FUNCTIONS)

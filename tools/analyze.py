@@ -23,6 +23,7 @@ import sys
 from miqa.analysis.analyze import analyze
 from miqa.analysis.breakdown import DEFAULT_BREAKDOWNS
 from miqa.evaluation.iqa_metric import GROUPINGS
+from miqa.vocab import FIT_CHOICES
 
 
 def parse_args(argv=None):
@@ -31,7 +32,7 @@ def parse_args(argv=None):
                         help='per-image prediction CSV (repeatable; a bare path is named by its file stem)')
     parser.add_argument('--by', nargs='+', default=list(DEFAULT_BREAKDOWNS), choices=list(GROUPINGS),
                         help='breakdowns (default: distortion region level; level = max(fg_level, bg_level))')
-    parser.add_argument('--fit', choices=['none', 'linear', 'logistic4', 'logistic5'], default='linear',
+    parser.add_argument('--fit', choices=FIT_CHOICES, default='linear',
                         help='mapping before PLCC/RMSE (default linear, as tools/test.py)')
     parser.add_argument('--heatmap', nargs='+', default=['SRCC', 'PLCC'], choices=['SRCC', 'PLCC', 'KRCC'],
                         help='metrics drawn as heat-maps')

@@ -12,7 +12,7 @@ metric whose weight files are missing is reported as skipped. The benchmark is
 import argparse
 
 from miqa.hvs.benchmark import PAPER_METRICS, benchmark_hvs
-from miqa.vocab import LABEL_TYPES, SPLITS, TASKS
+from miqa.vocab import FIT_CHOICES, LABEL_TYPES, SPLITS, TASKS
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -30,7 +30,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='warp images and references to SIZE x SIZE (default: native size)')
     parser.add_argument('--batch-size', type=int, default=16)
     parser.add_argument('--workers', type=int, default=2, help='decoding processes')
-    parser.add_argument('--fit', choices=['none', 'linear', 'logistic4', 'logistic5'],
+    parser.add_argument('--fit', choices=FIT_CHOICES,
                         help='mapping before PLCC/RMSE (default: the config\'s, linear)')
     parser.add_argument('--device', default='cpu', help="torch device of the learned metrics ('cuda')")
     parser.add_argument('--paper', action='store_true', help="print the paper's row beside each result")

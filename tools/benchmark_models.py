@@ -13,6 +13,7 @@ import argparse
 from typing import List, Sequence, Tuple, Union
 
 from miqa.analysis.benchmark import run_benchmark
+from miqa.vocab import FIT_CHOICES
 
 
 def parse_compare(texts: Sequence[str]) -> List[Tuple[str, Union[str, Tuple[str, ...]]]]:
@@ -36,7 +37,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--compare', nargs='*', default=[], metavar='A=B[,C]',
                         help='SRCC differences with intervals, e.g. "RA-MIQA (Lite0)=PSNR,SSIM,VSI"')
     parser.add_argument('--work-dir', help='default: work_dirs/benchmark_<database folder name>')
-    parser.add_argument('--fit', default='linear', choices=['none', 'linear', 'logistic4', 'logistic5'],
+    parser.add_argument('--fit', default='linear', choices=FIT_CHOICES,
                         help='mapping before PLCC/RMSE (default linear, as the paper)')
     parser.add_argument('--resamples', type=int, default=2000, help='bootstrap resamples (default 2000)')
     parser.add_argument('--cfg-options', nargs='+', default=[], help='passed to train.py and test.py')

@@ -24,7 +24,7 @@ from miqa.models.weights import load_model_weights
 from miqa.utils import setup_runtime
 from miqa.utils.config import load_config, parse_runner_args, set_split_dir
 from miqa.utils.io import atomic_write_text, unique_path
-from miqa.vocab import LABEL_TYPES, METRIC_COLUMNS, SPLITS, TASKS
+from miqa.vocab import FIT_CHOICES, LABEL_TYPES, METRIC_COLUMNS, SPLITS, TASKS
 
 
 def parse_args(argv=None):
@@ -35,7 +35,7 @@ def parse_args(argv=None):
     parser.add_argument('--label', choices=LABEL_TYPES,
                         help='evaluate against this label type')
     parser.add_argument('--split', choices=SPLITS, help='split to evaluate (default: val)')
-    parser.add_argument('--fit', choices=['none', 'linear', 'logistic4', 'logistic5'],
+    parser.add_argument('--fit', choices=FIT_CHOICES,
                         help='mapping applied before PLCC/RMSE (default from the config: linear)')
     parser.add_argument('--method', help='name in the report row (default: the config\'s `method`)')
     parser.add_argument('--paper', action='store_true', help="print the paper's published row beside ours")
