@@ -137,6 +137,10 @@ def test_to_rgb_uint8_rules():
         with pytest.raises(ValueError, match=match):
             to_rgb_uint8(np.array([[bad, 0.5]]))
     assert to_rgb_uint8(np.array([[True, False]])).tolist() == [[[255] * 3, [0] * 3]]
+    for dtype in (np.float32, np.float64):  # the caller's image is never written to
+        image = np.full((4, 4, 3), 0.25, dtype)
+        assert to_rgb_uint8(image)[0, 0, 0] == 64 and np.all(image == 0.25)
+        assert apply_distortion(image, 'contrast', 3, seed=0).dtype == np.uint8 and np.all(image == 0.25)
     with pytest.raises(ValueError, match='empty'):
         to_rgb_uint8(np.zeros((0, 4, 3), np.uint8))
     with pytest.raises(ValueError, match='shape'):

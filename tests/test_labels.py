@@ -237,6 +237,14 @@ def test_empty_reference_rule(rule, dim):
         MachineLabeller('det', machines, empty_reference='skip')
     with pytest.raises(ValueError, match='empty_reference'):
         MachineLabeller('det', machines, empty_reference='ignore', exclude_without_reference=True)
+    if rule == 'skip':
+        with pytest.raises(ValueError, match='weighted above 0'):
+            MachineLabeller('det', machines, exclude_without_reference=True, empty_reference='skip',
+                            weights=dict(sees=0, blind=1))
+        blind_only = MachineLabeller('det', machines[1:], missing_annotation='nan',
+                                     exclude_without_reference=True, empty_reference='skip')
+        with pytest.raises(ValueError, match='no machine has a clean detection'):
+            blind_only.label(source, variants, None)
 
 
 def test_labeller_end_to_end_lite0_on_a_real_photo():

@@ -300,6 +300,9 @@ class MachineLabeller:
             if name not in table:
                 raise KeyError(f'{task} {kind} {name!r} unknown; choose from {sorted(table)}')
         self.weights = normalise_weights(weights, self.names)
+        if empty_reference == 'skip' and not (self.weights > 0).all():
+            raise ValueError("empty_reference='skip' needs every machine weighted above 0 (a source only a "
+                             'zero-weight machine has a reference for would get no weighted label)')
         self.score_thr, self.use_cats, self.max_dets = float(score_thr), bool(use_cats), int(max_dets)
         self.num_classes, self.missing_annotation = int(num_classes), missing_annotation
         self.pseudo_gt = build_pseudo_gt(pseudo_gt)
@@ -382,6 +385,10 @@ class MachineLabeller:
         images = [variants[n] for n in names]
         per_machine = [score(m, source, images, reference) for m in self.machines]
         cons = np.clip(np.stack([c for c, _ in per_machine]), 0.0, 1.0)
+        if np.isnan(cons).all(0).any():  # only with empty_reference='skip'
+            raise ValueError('no machine has a clean detection >= score_thr on this source, so its '
+                             'consistency is undefined: leave it out (exclude_without_reference=True and '
+                             'inspect_source, as the builder does)')
         acc = np.clip(np.stack([a for _, a in per_machine]), 0.0, 1.0)
         c, a = aggregate(cons, self.weights), aggregate(acc, self.weights)
         columns = dict(weighted_consistency=c['weighted'], weighted_accuracy=a['weighted'],
@@ -423,7 +430,6 @@ def _doc(fn: Callable) -> str:
     return (fn.__doc__ or fn.__name__).strip().splitlines()[0]
 
 
-#: Labeller classes by ``type`` name (configs: ``labeller=dict(type=..., ...)``).
 def build_labeller(cfg: Union[Mapping[str, Any], Any]) -> Any:
     """The builder's labeller from ``cfg`` (``type`` registered in ``miqa.registry.LABELLERS``,
     default ``'MachineLabeller'``); an object that already has ``label`` is returned as is."""

@@ -174,7 +174,6 @@ class DetectorAgreement:
                     class_agnostic=self.class_agnostic, ignore_score=self.ignore_score)
 
 
-#: Pseudo-ground-truth rules by ``type`` name (``pseudo_gt=dict(type='agreement', ...)``).
 def build_pseudo_gt(cfg: Union[None, Mapping[str, Any], Any]) -> Optional[Any]:
     """A rule from ``dict(type=<registered in PSEUDO_GT_RULES>, **options)`` (default type
     ``'agreement'``; ``None`` -> ``None``; a callable is returned as is)."""

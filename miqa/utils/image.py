@@ -55,7 +55,7 @@ def _pixels_to_uint8(arr: np.ndarray, what: Optional[str]) -> np.ndarray:
         if lo < -FLOAT_SLACK or hi > 1 + FLOAT_SLACK:
             raise ValueError(_named(what, f'float images must lie in [0, 1], got values in '
                                           f'[{lo:.4g}, {hi:.4g}] (pass uint8 for 0..255 data)'))
-        return to_uint8(arr)
+        return to_uint8(arr.astype(np.float32, copy=True))  # to_uint8 works in place: never on the caller's
     raise PixelTypeError(_named(what, f'unsupported pixel type {arr.dtype} '
                                       '(use uint8, uint16, bool or float in [0, 1])'))
 
