@@ -1,4 +1,6 @@
 """The weight hub (miqa/hub): one table names every weight file the code asks for; one lookup order."""
+import inspect
+
 import pytest
 
 from miqa import hub
@@ -11,10 +13,12 @@ def test_every_weight_file_the_code_names_is_in_the_table():
     from miqa.database.machines import LITE_VARIANTS
     from miqa.hvs import SCORERS
     from miqa.models.backbones import BACKBONES
+    from miqa.models.region_encoder import TimmViTRegionEncoder
 
     SCORERS.import_from_location()
     named = {e.weights for e in zoo_entries()} | {v.weights for v in LITE_VARIANTS.values()}
-    named |= {b.weights for b in BACKBONES.values() if b.weights} | set(HUMAN_MODELS) | {'sere_vit_small'}
+    named |= {b.weights for b in BACKBONES.values() if b.weights} | set(HUMAN_MODELS)
+    named.add(inspect.signature(TimmViTRegionEncoder).parameters['weights'].default)
     named |= {k for cls in SCORERS.module_dict.values() for k in getattr(cls, 'weight_files', ())}
     assert named <= set(hub.WEIGHTS), sorted(named - set(hub.WEIGHTS))
     assert {w.kind for w in hub.WEIGHTS.values()} == set(KINDS)

@@ -49,7 +49,6 @@ lower probabilities on the right classes with these converted weights), mean = s
 (scaling to [-1, 1]), ``center_crop`` with ``crop_pct=1.0``.
 """
 import contextlib
-import importlib
 import importlib.metadata
 from dataclasses import dataclass
 from pathlib import Path
@@ -392,5 +391,4 @@ def check_unique_names(machines: Sequence[Machine]) -> List[str]:
 
 __all__ = ['MACHINES', 'Machine', 'ClassifierMachine', 'EfficientNetLite', 'TimmClassifier',
            'Detections', 'LITE_VARIANTS', 'RESIZERS', 'COCO80_TO_91',
-           'build_machine', 'check_unique_names', 'no_tf32', 'resolve_device',
-           'torch_threads']
+           'build_machine', 'check_unique_names', 'no_tf32', 'torch_threads']

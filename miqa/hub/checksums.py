@@ -27,7 +27,7 @@ from .table import WeightFile, weight_entry, weights_dir
 
 SHA256_FILE = 'sha256.json'
 _HUB_HASH = re.compile(r'-([a-f0-9]{8,})\.')  # torch.hub's HASH_REGEX, anchored on the digits
-_DIGESTS: Dict[tuple, str] = {}  # (path, size, mtime_ns) -> sha256, per process
+_DIGESTS: Dict[tuple, str] = {}  # (device, inode, size, mtime_ns) -> sha256, per process
 
 
 class ChecksumError(OSError, ValueError):
@@ -35,10 +35,11 @@ class ChecksumError(OSError, ValueError):
 
 
 def file_sha256(path: PathLike) -> str:
-    """SHA-256 hex digest of a file (cached per process by path, size and mtime)."""
+    """SHA-256 hex digest of a file (cached per process by the file's identity, size and mtime, so a
+    downloaded file renamed into place is not read again)."""
     path = Path(path)
     st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
     if key not in _DIGESTS:
         digest = hashlib.sha256()
         with path.open('rb') as f:
@@ -102,7 +103,8 @@ def verify(key: Union[str, WeightFile], path: PathLike, sha256: Optional[str] = 
             raise ChecksumError(f'{path}: sha256 {digest} does not match the pinned {sha256.lower()} of '
                                 f'{name}. Delete the file to {again}, or update the pin if the new file is '
                                 'the one you trust.')
-        if not published:
+        record = recorded_sha256().get(weight.file) or {}
+        if not published and (record.get('sha256'), record.get('source')) != (digest, 'pinned'):
             record_sha256(weight.file, digest, 'pinned', weight.url)
         return digest
     if published:

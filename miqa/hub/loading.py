@@ -16,9 +16,9 @@ import numpy as np
 import torch
 
 from miqa.utils.checkpoint import (  # noqa: F401  (the hub's training-checkpoint loader)
+    _NP_CORE,
     UnsafeCheckpointError,
     load_training_checkpoint,
-    refusal,
     training_checkpoint_globals,
 )
 from miqa.utils.types import PathLike, StateDict
@@ -29,7 +29,6 @@ from .table import WeightFile
 
 # Plain Python objects that research checkpoints commonly carry next to the tensors
 # (argparse namespaces, numpy scalars); allowing them keeps ``weights_only=True`` usable.
-_NP_CORE = getattr(np, '_core', None) or np.core
 _SAFE_GLOBALS = [argparse.Namespace, np.dtype, _NP_CORE.multiarray.scalar,
                  *{type(np.dtype(t)) for t in ('f4', 'f8', 'i4', 'i8', 'b1')}]
 
@@ -114,13 +113,7 @@ def load_checkpoint_state_dict(path: PathLike) -> StateDict:
     except RuntimeError as err:
         if not isinstance(err.__cause__, pickle.UnpicklingError):
             raise
-        allowed = _SAFE_GLOBALS + training_checkpoint_globals()
-        try:
-            with torch.serialization.safe_globals(allowed):
-                obj = torch.load(path, map_location='cpu', weights_only=True)
-        except pickle.UnpicklingError as inner:
-            raise refusal(path, inner, allowed) from None
-        return unwrap_state_dict(obj)
+        return unwrap_state_dict(load_training_checkpoint(path, 'cpu', extra=_SAFE_GLOBALS))
 
 
 __all__ = ['UnsafeCheckpointError', 'load_checkpoint_state_dict', 'load_file', 'load_state_dict_file',

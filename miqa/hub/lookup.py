@@ -13,7 +13,7 @@ from typing import Iterable, List, Optional, Union
 
 from miqa.utils.types import PathLike
 
-from .table import WEIGHTS, WeightFile, weight_entry, weights_dir
+from .table import WeightFile, weight_entry, weights_dir
 
 #: A component's weight switch: ``False``/``None`` random, ``True`` its default file, or a path.
 Pretrained = Union[bool, None, PathLike]
@@ -81,8 +81,6 @@ def resolve_weights(pretrained: Pretrained, key: Optional[str] = None,
     """
     if pretrained is None or pretrained is False:
         return None
-    if key is not None and key not in WEIGHTS:
-        key = None
     if pretrained is True:
         if key is None:
             raise ValueError('pretrained=True but this component has no default weight file; name a file '

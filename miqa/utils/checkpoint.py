@@ -80,9 +80,10 @@ def refusal(path: PathLike, err: Exception, allowed: Iterable[Any] = ()) -> Unsa
         '(torch.save(ckpt["state_dict"], new_file)) in a trusted environment and pass the new file.')
 
 
-def load_training_checkpoint(path: PathLike, map_location: Any = None) -> Any:
+def load_training_checkpoint(path: PathLike, map_location: Any = None, extra: Iterable[Any] = ()) -> Any:
     """An mmengine training checkpoint (weights, optimizer, message hub, meta) or a plain state
-    dict, with ``torch.load(weights_only=True)`` and exactly :func:`training_checkpoint_globals`.
+    dict, with ``torch.load(weights_only=True)`` and exactly :func:`training_checkpoint_globals`
+    (plus the exact classes in ``extra``).
 
     Anything else raises :class:`UnsafeCheckpointError` naming the file and the globals; there is
     no full-unpickle fallback.
@@ -91,7 +92,7 @@ def load_training_checkpoint(path: PathLike, map_location: Any = None) -> Any:
 
     if not os.path.isfile(path):
         raise FileNotFoundError(f'checkpoint not found: {path}')
-    allowed = training_checkpoint_globals()
+    allowed = [*extra, *training_checkpoint_globals()]
     try:
         with torch.serialization.safe_globals(allowed):
             return torch.load(path, map_location=map_location, weights_only=True)
