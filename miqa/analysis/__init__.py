@@ -10,11 +10,9 @@
 
 The command-line tools are ``tools/filter_eval.py`` and ``tools/analyze.py``.
 """
-from miqa.database.coco import CocoSubsetAP
-
 from .breakdown import breakdown, compare
 from .filtering import DEFAULT_FRACTIONS, filter_curve, filtering_curves, random_curves
 from .predictions import read_named, read_predictions
 
-__all__ = ['DEFAULT_FRACTIONS', 'CocoSubsetAP', 'breakdown', 'compare', 'filter_curve', 'filtering_curves',
+__all__ = ['DEFAULT_FRACTIONS', 'breakdown', 'compare', 'filter_curve', 'filtering_curves',
            'random_curves', 'read_named', 'read_predictions']

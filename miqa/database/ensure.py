@@ -130,10 +130,5 @@ def ensure_database(spec: Union[str, os.PathLike, Mapping, Config], out: Optiona
 def source_groups(data_root: str, task: str = 'cls') -> dict:
     """src_id -> photo group from the database manifest (crops and near-duplicate shots of one
     photo share a group); empty for a database without one (every source its own group)."""
-    path = manifest_path(data_root, task)
-    if not path.is_file():
-        return {}
-    import json
-
-    sources = json.loads(path.read_text()).get('sources', {})
+    sources = (read_json(manifest_path(data_root, task)) or {}).get('sources', {})
     return {s: r.get('group') or s for s, r in sources.items()}

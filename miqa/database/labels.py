@@ -174,7 +174,7 @@ def coco_ap(reference: Optional[Sequence[Mapping[str, Any]]], prediction: Detect
     if metric not in DET_METRICS:
         raise KeyError(f'metric {metric!r} unknown; choose from {sorted(DET_METRICS)}')
     reference = list(reference or [])
-    if not any(not ann.get('iscrowd', 0) for ann in reference):
+    if not has_objects(reference):
         return float(not np.any(prediction['scores'] >= score_thr))
     results = detection_results(prediction, iou_type, max_dets)
     if not results:

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from miqa.datasets.naming import format_name
-from miqa.utils.image import read_rgb, to_rgb_uint8
+from miqa.utils.image import read_rgb
 from miqa.utils.io import atomic_write_bytes
 
 from .collectors import source_seed
@@ -37,14 +37,6 @@ class Prepared:
     source: Optional[np.ndarray] = None                 # the decoded pristine JPEG
     variants: Optional[Dict[str, np.ndarray]] = None    # file name -> image, official order
     annotation: Any = None
-
-
-def _read_image(path: str) -> Optional[np.ndarray]:
-    """RGB uint8 through the loader's decoder (grayscale, alpha, 16-bit handled); None if unreadable."""
-    try:
-        return read_rgb(path)
-    except OSError:
-        return None
 
 
 def _encode(ext: str, rgb: np.ndarray, params: Sequence[int]) -> bytes:
@@ -76,11 +68,13 @@ def prepare_source(plan: Plan, src: Mapping[str, Any], keep_images: bool = True)
     extra = {k: v for k, v in src.items() if k not in record and k != 'annotation'}
     if extra:  # provenance given by the collector (package, licence ...)
         record['info'] = plain(extra)
-    raw = _read_image(src['path'])
-    if raw is None or min(raw.shape[:2]) < MIN_SIDE:
-        error = 'cannot be decoded' if raw is None else f'smaller than {MIN_SIDE} px ({raw.shape[:2]})'
-        return Prepared(src_id, dict(record, status='unreadable', error=error))
-    raw = to_rgb_uint8(raw)
+    try:
+        raw = read_rgb(src['path'])  # RGB uint8 (grayscale, alpha, 16-bit handled)
+    except OSError as err:  # the reason (truncated, corrupt, too many pixels ...) goes to the manifest
+        return Prepared(src_id, dict(record, status='unreadable', error=str(err)))
+    if min(raw.shape[:2]) < MIN_SIDE:
+        return Prepared(src_id, dict(record, status='unreadable',
+                                     error=f'smaller than {MIN_SIDE} px ({raw.shape[:2]})'))
     small = downscale(raw, plan.max_short_side)
     jpeg = _encode('.jpg', small, [cv2.IMWRITE_JPEG_QUALITY, plan.jpeg_quality])
     source = cv2.cvtColor(cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)

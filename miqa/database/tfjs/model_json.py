@@ -5,11 +5,11 @@ The format is described in :mod:`miqa.database.tfjs`.
 import base64
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-PathLike = Union[str, Path]
+from miqa.utils.types import PathLike
 
 #: Manifest ``dtype`` -> numpy dtype (of the stored bytes when not quantised).
 MANIFEST_DTYPES: Dict[str, type] = {'float32': np.float32, 'int32': np.int32, 'bool': np.bool_}
