@@ -16,8 +16,9 @@ from typing import Optional
 import numpy as np
 
 from miqa.evaluation import correlations
+from miqa.evaluation.functional import FITS as FIT_FUNCTIONS
 
-FITS = (None, 'linear', 'logistic4', 'logistic5')
+FITS = tuple(FIT_FUNCTIONS)
 TARGET_S = {None: 2.0, 'linear': 2.0, 'logistic4': 10.0, 'logistic5': 10.0}
 
 

@@ -322,6 +322,8 @@ def test_one_set_of_model_options(files, model):
         assert batch_assess([], model=model, model_name='ra-miqa').shape == (0,)
     with pytest.raises(TypeError, match='not both'):
         batch_assess([], model=model, name='resnet18', model_name='ra-miqa')
+    with pytest.raises(TypeError, match='not both'):  # the default name given explicitly is still two names
+        batch_assess([], model=model, name='ra-miqa', model_name='resnet18')
     options = dict(config=files['cfg'], checkpoint=files['ckpt'], device='cpu', max_side=64,
                    bands=(('Good', 0.5), ('Bad', -1.0)))
     for api in (VideoMIQA(**options), RealTimeIQA(**options)):

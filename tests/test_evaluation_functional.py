@@ -10,7 +10,7 @@ from miqa.evaluation import correlations, fit_mapping, krcc, plcc, rmse, srcc
 from miqa.evaluation.functional import FITS as FIT_FUNCTIONS
 from miqa.vocab import FIT_CHOICES
 
-FITS = (None, 'linear', 'logistic4', 'logistic5')
+FITS = tuple(FIT_FUNCTIONS)
 
 
 def _data(n: int = 500, seed: int = 0, ties: bool = False):

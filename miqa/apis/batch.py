@@ -72,7 +72,7 @@ def worker_context() -> Optional[multiprocessing.context.BaseContext]:
     return ctx
 
 
-def batch_assess(paths: Union[PathLike, Iterable[PathLike]], name: str = 'ra-miqa', task: str = 'cls',
+def batch_assess(paths: Union[PathLike, Iterable[PathLike]], name: Optional[str] = None, task: str = 'cls',
                  label: str = 'composite', *, model: Optional[MIQAModel] = None,
                  config: Optional[PathLike] = None, checkpoint: Union[PathLike, bool, None] = None,
                  device: str = 'auto', batch_size: int = 32, num_workers: int = 2, strict: bool = False,
@@ -81,7 +81,7 @@ def batch_assess(paths: Union[PathLike, Iterable[PathLike]], name: str = 'ra-miq
 
     Args:
         paths: image files (a single path is accepted too).
-        name, task, label, config, checkpoint, device, **model_kwargs: build the
+        name (default ``'ra-miqa'``), task, label, config, checkpoint, device, **model_kwargs: build the
             :class:`~miqa.apis.inference.MIQAModel` (ignored when ``model`` is given);
             ``model_name=`` is the deprecated spelling of ``name=``.
         model: an already built model.
@@ -96,13 +96,13 @@ def batch_assess(paths: Union[PathLike, Iterable[PathLike]], name: str = 'ra-miq
     if batch_size < 1 or num_workers < 0:
         raise ValueError(f'batch_size must be >= 1 and num_workers >= 0, got {batch_size}, {num_workers}')
     if 'model_name' in model_kwargs:  # the seed README's spelling
-        if name != 'ra-miqa':
+        if name is not None:
             raise TypeError('batch_assess: pass name= or model_name=, not both')
         warnings.warn('batch_assess(model_name=) is deprecated: use name= (as MIQAModel, VideoMIQA and '
                       'RealTimeIQA do)', DeprecationWarning, stacklevel=2)
         name = model_kwargs.pop('model_name')
     if model is None:
-        model = MIQAModel(name, task, label, checkpoint=checkpoint, config=config, device=device,
+        model = MIQAModel(name or 'ra-miqa', task, label, checkpoint=checkpoint, config=config, device=device,
                           **model_kwargs)
     scores = np.full(len(paths), np.nan, dtype=np.float64)
     if not paths:

@@ -10,14 +10,21 @@ keeps ranks 1, 5, 8, 10, 12 as levels 1-5 (MIQA spec §3).
 - environmental: fog, snow, darkness (``weather.py``)
 - noise: gaussian_noise (``noise.py``)
 
-The public names below live in ``core.py`` (``to_rgb_uint8``: :mod:`miqa.utils.image`).
+The public names below live in ``core.py`` (``to_rgb_uint8`` comes from :mod:`miqa.utils.image`).
 """
-from miqa.utils.lazy import lazy_exports
+from . import blur, digital, noise, weather  # noqa: F401  (registers the 10 types; they import core)
+from .core import (
+    LEVEL_RANKS,
+    NUM_CANDIDATES,
+    apply_distortion,
+    candidates,
+    distortion_levels,
+    distortion_names,
+    get_distortion,
+    psnr,
+    rank_by_psnr,
+    to_rgb_uint8,
+)
 
-from . import blur, digital, noise, weather  # noqa: F401  (registers the 10 types)
-
-_EXPORTS = dict.fromkeys(('apply_distortion', 'distortion_levels', 'candidates', 'distortion_names',
-                          'get_distortion', 'psnr', 'rank_by_psnr', 'to_rgb_uint8', 'LEVEL_RANKS',
-                          'NUM_CANDIDATES'), 'core')
-__all__ = list(_EXPORTS)
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = ['apply_distortion', 'distortion_levels', 'candidates', 'distortion_names', 'get_distortion',
+           'psnr', 'rank_by_psnr', 'to_rgb_uint8', 'LEVEL_RANKS', 'NUM_CANDIDATES']
