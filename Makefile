@@ -13,7 +13,7 @@ export WANDB_MODE ?= offline
 export MPLBACKEND ?= Agg
 
 # Debian packages whose photos MIQD-mini reads (never committed, read where they are installed).
-PHOTO_PACKAGES := gcompris-qt-data opencv-doc darknet mate-backgrounds lomiri-wallpapers-16.04 \
+PHOTO_PACKAGES := gcompris-qt-data opencv-doc darknet mate-backgrounds palapeli-data lomiri-wallpapers-16.04 \
                   lomiri-wallpapers-20.04 plasma-workspace-wallpapers kphotoalbum
 DEMO_CONFIGS := configs/demo/ra_miqa_mini.py configs/demo/ra_miqa_mini_no_region.py
 DEMO_REFERENCES := PSNR SSIM VSI Lite0-MSP
