@@ -173,6 +173,30 @@ def test_resplit_keeps_groups_and_seed0_is_the_official_split(reference: Path, t
         resplit_database(str(tmp_path / 'nothing'), 'cls', 1)
 
 
+def test_resplit_within_train_never_uses_the_official_val(reference: Path, tmp_path: Path):
+    import shutil
+
+    from miqa.analysis.benchmark import split_dir
+
+    root = tmp_path / 'db'
+    shutil.copytree(reference, root)
+    official = {s: read_split_file(official_split_path(root, 'cls', s), 'cls').src_ids
+                for s in ('train', 'val')}
+    for seed in (1, 2):
+        splits = resplit_database(str(root), 'cls', seed, within='train')
+        dest = Path(split_dir(str(root), f'train-seed{seed}'))
+        assert dest == root / 'splits' / f'train-seed{seed}'
+        train = read_split_file(dest / 'miqa_cls_train.csv', 'cls').src_ids
+        val = read_split_file(dest / 'miqa_cls_val.csv', 'cls').src_ids
+        assert (train, val) == (splits['train'], splits['val'])
+        assert sorted(train + val) == sorted(official['train'])  # exactly the official train sources
+        assert train and val and not set(train) & set(val)
+        assert ('astro_a' in val) == ('astro_b' in val) or 'astro_a' not in official['train']
+    assert split_dir(str(root), '3') == str(root / 'splits' / 'seed3')
+    with pytest.raises(ValueError, match='within'):
+        resplit_database(str(root), 'cls', 1, within='test')
+
+
 @pytest.mark.parametrize('split_file', ['official', None])
 def test_dataset_reads_the_build(reference: Path, split_file):
     infos = []

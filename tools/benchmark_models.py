@@ -31,7 +31,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Models and reference scorers, intervals over photos')
     parser.add_argument('configs', nargs='+', help='training configs (one row each)')
     parser.add_argument('--splits', nargs='+', default=['official'],
-                        help="split seeds (<data_root>/splits/seed<k>/) or 'official' (default)")
+                        help="split seeds (<data_root>/splits/seed<k>/), other split folders under "
+                             "<data_root>/splits/ (e.g. train-seed1) or 'official' (default)")
     parser.add_argument('--hvs', nargs='*', default=[], metavar='SCORER',
                         help='reference scorers (miqa.hvs: PSNR SSIM VSI Lite0-MSP ...) on the same splits')
     parser.add_argument('--compare', nargs='*', default=[], metavar='A=B[,C]',

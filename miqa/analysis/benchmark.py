@@ -2,7 +2,8 @@
 
 What ``tools/benchmark_models.py`` (and the README's main job) runs. For each split (``official``
 = ``<data_root>/splits/``, ``k`` = ``<data_root>/splits/seed<k>/`` from ``tools/build_miqd.py
---resplit k``) and each config: ``tools/train.py`` (``--resume auto``) then ``tools/test.py`` on
+--resplit k``, ``train-seed<k>`` from ``--resplit k --within train``) and each config:
+``tools/train.py`` (``--resume auto``) then ``tools/test.py`` on
 the split's val set with the LAST checkpoint (no model selection on the reported set), each in
 its own process; reference scorers (``--hvs``: PSNR, SSIM, VSI, ``Lite0-MSP`` ...) through
 ``tools/benchmark_hvs.py``. Every run writes per-image predictions; the comparison reads them:
@@ -36,8 +37,12 @@ from miqa.vocab import METRIC_COLUMNS
 
 
 def split_dir(data_root: str, split: str) -> str:
+    """``'official'`` -> ``<data_root>/splits``; a seed ``k`` -> ``splits/seed<k>``; any other name
+    (e.g. ``train-seed1``, ``tools/build_miqd.py --resplit 1 --within train``) -> ``splits/<name>``."""
     splits = osp.join(data_root, 'splits')
-    return splits if split == 'official' else osp.join(splits, f'seed{split}')
+    if split == 'official':
+        return splits
+    return osp.join(splits, f'seed{split}' if str(split).isdigit() else str(split))
 
 
 def run_tool(tool: str, args: Sequence[str], log: str, dry_run: bool = False) -> None:

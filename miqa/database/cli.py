@@ -8,6 +8,8 @@ Examples::
     python tools/build_miqd.py CONFIG --out /shared/db --finalize
     # three more train/val splits by photo (repeated experiments on a small database):
     python tools/build_miqd.py CONFIG --resplit 1 2 3
+    # model selection: splits of the official train photos only (splits/train-seed<k>/)
+    python tools/build_miqd.py CONFIG --resplit 1 2 3 --within train
 
 A rerun resumes: finished sources (label CSVs present) are skipped. See configs/build/README.md.
 """
@@ -20,7 +22,7 @@ from mmengine.config import Config, DictAction
 from .builder import build_database
 from .manifest import BuildConflict, finalize_database
 from .settings import build_settings
-from .splitting import resplit_database
+from .splitting import resplit_database, resplit_name
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -36,6 +38,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--resplit', type=int, nargs='+', metavar='SEED',
                         help='only write other train/val splits of a finalized database (by photo, '
                              'like the official one) to <out>/splits/seed<SEED>/')
+    parser.add_argument('--within', choices=('train', 'val'),
+                        help='with --resplit: split only the official train (or val) sources, to '
+                             '<out>/splits/<WITHIN>-seed<SEED>/ (model selection that never sees the '
+                             'official val photos)')
     parser.add_argument('--no-finalize', action='store_true', help='do not finalize after a 1-shard build')
     parser.add_argument('--force', action='store_true',
                         help='rebuild a folder built with other parameters (deletes its labels first)')
@@ -54,9 +60,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.resplit:
             settings = build_settings(cfg, args.out)
             for seed in args.resplit:
-                splits = resplit_database(settings['out_root'], settings['task'], seed)
+                splits = resplit_database(settings['out_root'], settings['task'], seed, within=args.within)
                 print(f'split seed {seed}: ' + ', '.join(f'{k} {len(v)} sources' for k, v in splits.items())
-                      + f' -> {settings["out_root"]}/splits/seed{seed}/')
+                      + f' -> {settings["out_root"]}/splits/{resplit_name(seed, args.within)}/')
             return 0
         if args.finalize:
             manifest = finalize_database(cfg, args.out)
