@@ -235,3 +235,25 @@ def test_model_level_pretrained_switch(tmp_path, monkeypatch):
     MODELS.build(dict(type='IQARegressor', backbone='resnet18', pretrained=False))
     with pytest.raises(FileNotFoundError, match='resnet18'):
         MODELS.build(dict(type='IQARegressor', backbone='resnet18'))
+
+
+def test_cnn_region_encoder_levels_are_spatial_means_of_the_named_blocks():
+    """MLSP features against the block outputs computed without hooks (the frozen stem's own
+    forward up to block k), in the order the levels are given."""
+    from miqa.models.frozen_stem import _lite_stem
+
+    levels = ['_blocks.5', '_blocks.2']  # out of order on purpose
+    enc = MODELS.build(dict(type='CNNRegionEncoder', name='efficientnet_lite0', pretrained=False, img_size=64,
+                            levels=levels))
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        want = torch.cat([_lite_stem(enc.model, k, x).mean((2, 3)) for k in (6, 3)], 1)
+        got = enc(x)
+    assert enc.out_dim == 80 + 24 == got.shape[1]
+    torch.testing.assert_close(got, want)
+    assert all(not m._forward_hooks for m in enc.model.modules())  # hooks removed after each call
+    lite = dict(type='CNNRegionEncoder', name='efficientnet_lite0', pretrained=False)
+    plain = MODELS.build(dict(lite, img_size=64))
+    assert plain.out_dim == 1280 and plain.cache_identity() != enc.cache_identity()
+    with pytest.raises(KeyError, match='_blocks.99'):
+        MODELS.build(dict(lite, levels=['_blocks.99']))

@@ -5,9 +5,10 @@ pick one by ``type``.
 - :class:`TimmViTRegionEncoder`: a timm ViT (default ViT-S/16 at 288x288, the reference's
   SERE segmentation ViT) -> mean of the final-normed patch tokens (CLS excluded).
 - :class:`CNNRegionEncoder`: any :mod:`~miqa.models.backbones` entry -> its pooled features
-  (e.g. the installed EfficientNet-Lite0 for the offline demo).
+  (e.g. the installed EfficientNet-Lite0 for the offline demo), or multi-level spatially pooled
+  features of chosen stages (``levels``).
 """
-from typing import Dict, Optional
+from typing import Dict, Optional, Sequence
 
 import timm
 import torch
@@ -104,7 +105,8 @@ class TimmViTRegionEncoder(RegionEncoder):
 
 @MODELS.register_module()
 class CNNRegionEncoder(RegionEncoder):
-    """Region encoder from a :mod:`~miqa.models.backbones` entry: its pooled features.
+    """Region encoder from a :mod:`~miqa.models.backbones` entry: its pooled features, or
+    multi-level spatially pooled (MLSP) features.
 
     Args:
         name: backbone name (default ``efficientnet_lite0``: its ImageNet weights ship with
@@ -112,18 +114,46 @@ class CNNRegionEncoder(RegionEncoder):
         img_size: the view size it is fed (identifies it for the cache).
         pretrained: as in :func:`~miqa.models.backbones.build_backbone`.
         frozen: as in :class:`TimmViTRegionEncoder`.
+        levels: names of submodules (as in ``model.named_modules()``, e.g. ``'_blocks.8'``) whose
+            outputs are averaged over space and concatenated in this order, instead of the pooled
+            features: MLSP features (Hosu et al., CVPR 2019; DeepFL-IQA, Lin et al. 2020), which
+            keep the mid-level statistics a distortion changes and a classifier's last layer
+            discards. ``None`` (default): the backbone's pooled features.
         **kwargs: passed to the backbone.
     """
 
     def __init__(self, name: str = 'efficientnet_lite0', img_size: int = 224, pretrained: Pretrained = True,
-                 frozen: bool = True, **kwargs) -> None:
+                 frozen: bool = True, levels: Optional[Sequence[str]] = None, **kwargs) -> None:
         super().__init__(frozen)
         self.arch, self.img_size = name, img_size
         self.model, self.out_dim = build_backbone(name, pretrained=pretrained, num_outputs=0, **kwargs)
+        self.levels = tuple(levels or ())
+        if self.levels:
+            modules = dict(self.model.named_modules())
+            unknown = [n for n in self.levels if n not in modules]
+            if unknown:
+                raise KeyError(f'CNNRegionEncoder levels {unknown} are not submodules of {name}; '
+                               f'e.g. {", ".join(n for n in list(modules)[1:6])}')
+            self._level_modules = [modules[n] for n in self.levels]
+            with torch.no_grad():
+                self.out_dim = int(self.encode(torch.zeros(1, 3, img_size, img_size)).shape[1])
         self.freeze()
 
+    def cache_identity(self) -> str:
+        return super().cache_identity() + (f'|levels={",".join(self.levels)}' if self.levels else '')
+
     def encode(self, x: Tensor) -> Tensor:
-        return self.model(x)
+        if not self.levels:
+            return self.model(x)
+        pooled: Dict[int, Tensor] = {}
+        hooks = [m.register_forward_hook(lambda _m, _i, out, k=k: pooled.__setitem__(k, out.mean((2, 3))))
+                 for k, m in enumerate(self._level_modules)]
+        try:
+            self.model(x)
+        finally:
+            for hook in hooks:
+                hook.remove()
+        return torch.cat([pooled[k] for k in range(len(self.levels))], dim=1)
 
 
 def build_region_encoder(cfg: Dict) -> RegionEncoder:
