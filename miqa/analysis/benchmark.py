@@ -218,9 +218,18 @@ def run_benchmark(configs: Sequence[str], splits: Sequence[str] = ('official',),
 
     from miqa.database.ensure import source_groups
 
-    data_roots = {Config.fromfile(c).data_root for c in configs}
+    cfgs = {c: Config.fromfile(c) for c in configs}
+    data_roots = {cfg.data_root for cfg in cfgs.values()}
     if len(data_roots) != 1:
         raise ValueError(f'the configs point at different databases: {sorted(data_roots)}')
+    methods: Dict[str, List[str]] = {}
+    for c, cfg in cfgs.items():  # tools/test.py names a row by the config's `method`, else its file stem
+        methods.setdefault(cfg.get('method') or osp.splitext(osp.basename(c))[0], []).append(c)
+    same = {m: cs for m, cs in methods.items() if len(cs) > 1}
+    if same:
+        raise ValueError('configs with the same `method` would share one row of the tables: '
+                         + '; '.join(f'{m!r}: {", ".join(cs)}' for m, cs in same.items())
+                         + ". Give each its own `method = '...'`.")
     data_root = data_roots.pop()
     if not dry_run:
         ensure_databases(configs)
