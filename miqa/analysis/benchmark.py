@@ -208,33 +208,42 @@ def summary_table(summary: Dict[str, Dict], splits: Sequence[str]) -> str:
     return f'mean ± std over {len(splits)} train/val splits ({", ".join(splits)})\n\n{table}'
 
 
-def run_benchmark(configs: Sequence[str], splits: Sequence[str] = ('official',), hvs: Sequence[str] = (),
-                  work_dir: Optional[str] = None, fit: str = 'linear', options: Sequence[str] = (),
-                  compare: Sequence[Tuple[str, Versus]] = (), n_resamples: int = 2000,
-                  dry_run: bool = False) -> Dict:
-    """Everything the module doc says; returns ``dict(summary, intervals, runs)`` and writes
-    ``runs.csv``, ``summary.{json,md}`` and ``intervals_split_<k>.{md,json}`` to the work dir."""
+def shared_database(configs: Sequence[str]) -> Tuple[str, str]:
+    """``(data_root, task)`` of the configs' test sets, which must be one database and task and
+    name their rows differently (``tools/test.py`` names a row by ``method``, else the file stem)."""
     from mmengine.config import Config
-
-    from miqa.database.ensure import source_groups
 
     cfgs = {c: Config.fromfile(c) for c in configs}
     data_roots = {cfg.data_root for cfg in cfgs.values()}
     if len(data_roots) != 1:
         raise ValueError(f'the configs point at different databases: {sorted(data_roots)}')
+    tasks = {cfg.get('test_dataloader', {}).get('dataset', {}).get('task', 'cls') for cfg in cfgs.values()}
+    if len(tasks) != 1:
+        raise ValueError(f'the configs test different tasks: {sorted(tasks)}')
     methods: Dict[str, List[str]] = {}
-    for c, cfg in cfgs.items():  # tools/test.py names a row by the config's `method`, else its file stem
+    for c, cfg in cfgs.items():
         methods.setdefault(cfg.get('method') or osp.splitext(osp.basename(c))[0], []).append(c)
     same = {m: cs for m, cs in methods.items() if len(cs) > 1}
     if same:
         raise ValueError('configs with the same `method` would share one row of the tables: '
                          + '; '.join(f'{m!r}: {", ".join(cs)}' for m, cs in same.items())
                          + ". Give each its own `method = '...'`.")
-    data_root = data_roots.pop()
+    return data_roots.pop(), tasks.pop()
+
+
+def run_benchmark(configs: Sequence[str], splits: Sequence[str] = ('official',), hvs: Sequence[str] = (),
+                  work_dir: Optional[str] = None, fit: str = 'linear', options: Sequence[str] = (),
+                  compare: Sequence[Tuple[str, Versus]] = (), n_resamples: int = 2000,
+                  dry_run: bool = False) -> Dict:
+    """Everything the module doc says; returns ``dict(summary, intervals, runs)`` and writes
+    ``runs.csv``, ``summary.{json,md}`` and ``intervals_split_<k>.{md,json}`` to the work dir."""
+    from miqa.database.ensure import source_groups
+
+    data_root, task = shared_database(configs)
     if not dry_run:
         ensure_databases(configs)
     root = work_dir or osp.join('work_dirs', f'benchmark_{osp.basename(osp.normpath(data_root))}')
-    groups = source_groups(data_root)
+    groups = source_groups(data_root, task)  # photo groups from that task's manifest
     runs: List[Dict] = []
     intervals: Dict[str, BootstrapResult] = {}
     start = time.time()
