@@ -243,8 +243,11 @@ def test_cnn_region_encoder_levels_are_spatial_means_of_the_named_blocks():
     from miqa.models.frozen_stem import _lite_stem
 
     levels = ['_blocks.5', '_blocks.2']  # out of order on purpose
-    enc = MODELS.build(dict(type='CNNRegionEncoder', name='efficientnet_lite0', pretrained=False, img_size=64,
+    enc = MODELS.build(dict(type='CNNRegionEncoder', name='efficientnet_lite0', pretrained=True, img_size=64,
                             levels=levels))
+    weights = build_backbone('efficientnet_lite0', pretrained=True)[0].state_dict()
+    for key, value in enc.model.state_dict().items():  # the width probe left the weights and BN stats alone
+        torch.testing.assert_close(value, weights[key], msg=key)
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         want = torch.cat([_lite_stem(enc.model, k, x).mean((2, 3)) for k in (6, 3)], 1)

@@ -135,6 +135,7 @@ class CNNRegionEncoder(RegionEncoder):
                 raise KeyError(f'CNNRegionEncoder levels {unknown} are not submodules of {name}; '
                                f'e.g. {", ".join(n for n in list(modules)[1:6])}')
             self._level_modules = [modules[n] for n in self.levels]
+            self.model.eval()  # the width probe must not move the batch-norm running statistics
             with torch.no_grad():
                 self.out_dim = int(self.encode(torch.zeros(1, 3, img_size, img_size)).shape[1])
         self.freeze()
