@@ -30,6 +30,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from miqa.database.splitting import resplit_name
 from miqa.evaluation.bootstrap import BootstrapResult, Versus, group_bootstrap, interval_table
 from miqa.evaluation.tables import markdown_table
 from miqa.utils.io import atomic_write_text, unique_path
@@ -42,7 +43,7 @@ def split_dir(data_root: str, split: str) -> str:
     splits = osp.join(data_root, 'splits')
     if split == 'official':
         return splits
-    return osp.join(splits, f'seed{split}' if str(split).isdigit() else str(split))
+    return osp.join(splits, resplit_name(int(split)) if str(split).isdigit() else str(split))
 
 
 def run_tool(tool: str, args: Sequence[str], log: str, dry_run: bool = False) -> None:
