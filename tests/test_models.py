@@ -3,6 +3,7 @@ import os
 
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
@@ -260,3 +261,25 @@ def test_cnn_region_encoder_levels_are_spatial_means_of_the_named_blocks():
     assert plain.out_dim == 1280 and plain.cache_identity() != enc.cache_identity()
     with pytest.raises(KeyError, match='_blocks.99'):
         MODELS.build(dict(lite, levels=['_blocks.99']))
+
+
+def test_cnn_region_encoder_mean_and_std_pooling_per_level():
+    """``pooling=('mean', 'std')``: per level, the spatial means then the population standard
+    deviations (numpy's ``std``, ddof 0) of the block's output; its own cache key; bad values refused."""
+    from miqa.models.frozen_stem import _lite_stem
+
+    lite = dict(type='CNNRegionEncoder', name='efficientnet_lite0', pretrained=False, img_size=48)
+    enc = MODELS.build(dict(lite, levels=['_blocks.2', '_blocks.5'], pooling=('mean', 'std')))
+    x = torch.randn(2, 3, 48, 48)
+    with torch.no_grad():
+        got = enc(x).numpy()
+        maps = [_lite_stem(enc.model, k, x).numpy() for k in (3, 6)]
+    want = np.concatenate([np.concatenate([m.mean((2, 3)), m.std((2, 3))], 1) for m in maps], 1)
+    assert enc.out_dim == 2 * (24 + 80) == got.shape[1]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    means = MODELS.build(dict(lite, levels=['_blocks.2', '_blocks.5']))
+    assert 'pooling=mean,std' in enc.cache_identity() and enc.cache_identity() != means.cache_identity()
+    with pytest.raises(ValueError, match='max'):
+        MODELS.build(dict(lite, levels=['_blocks.2'], pooling=('max',)))
+    with pytest.raises(ValueError, match='levels'):
+        MODELS.build(dict(lite, pooling=('mean', 'std')))

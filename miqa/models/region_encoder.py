@@ -6,7 +6,7 @@ pick one by ``type``.
   SERE segmentation ViT) -> mean of the final-normed patch tokens (CLS excluded).
 - :class:`CNNRegionEncoder`: any :mod:`~miqa.models.backbones` entry -> its pooled features
   (e.g. the installed EfficientNet-Lite0 for the offline demo), or multi-level spatially pooled
-  features of chosen stages (``levels``).
+  features of chosen stages (``levels``; spatial mean, optionally standard deviation).
 """
 from typing import Dict, Optional, Sequence
 
@@ -103,6 +103,12 @@ class TimmViTRegionEncoder(RegionEncoder):
         return tokens[:, self.model.num_prefix_tokens:].mean(dim=1)
 
 
+_SPATIAL_POOLS = {
+    'mean': lambda x: x.mean((2, 3)),
+    'std': lambda x: x.std((2, 3), correction=0),
+}
+
+
 @MODELS.register_module()
 class CNNRegionEncoder(RegionEncoder):
     """Region encoder from a :mod:`~miqa.models.backbones` entry: its pooled features, or
@@ -119,12 +125,23 @@ class CNNRegionEncoder(RegionEncoder):
             features: MLSP features (Hosu et al., CVPR 2019; DeepFL-IQA, Lin et al. 2020), which
             keep the mid-level statistics a distortion changes and a classifier's last layer
             discards. ``None`` (default): the backbone's pooled features.
+        pooling: how each level is pooled over space (with ``levels`` only), each statistic's
+            values in this order per level: ``'mean'``, ``'std'`` (population standard deviation;
+            mean and standard-deviation pooling of CNN feature maps, Li et al., ACM MM 2019, VSFA).
         **kwargs: passed to the backbone.
     """
 
     def __init__(self, name: str = 'efficientnet_lite0', img_size: int = 224, pretrained: Pretrained = True,
-                 frozen: bool = True, levels: Optional[Sequence[str]] = None, **kwargs) -> None:
+                 frozen: bool = True, levels: Optional[Sequence[str]] = None,
+                 pooling: Sequence[str] = ('mean',), **kwargs) -> None:
         super().__init__(frozen)
+        self.pooling = tuple(pooling)
+        unknown = [p for p in self.pooling if p not in _SPATIAL_POOLS]
+        if unknown or not self.pooling:
+            raise ValueError(f'CNNRegionEncoder pooling {list(self.pooling)}: '
+                             f'choose from {list(_SPATIAL_POOLS)}')
+        if self.pooling != ('mean',) and not levels:
+            raise ValueError('CNNRegionEncoder: pooling applies to levels; give levels too')
         self.arch, self.img_size = name, img_size
         self.model, self.out_dim = build_backbone(name, pretrained=pretrained, num_outputs=0, **kwargs)
         self.levels = tuple(levels or ())
@@ -141,13 +158,18 @@ class CNNRegionEncoder(RegionEncoder):
         self.freeze()
 
     def cache_identity(self) -> str:
-        return super().cache_identity() + (f'|levels={",".join(self.levels)}' if self.levels else '')
+        identity = super().cache_identity() + (f'|levels={",".join(self.levels)}' if self.levels else '')
+        return identity + (f'|pooling={",".join(self.pooling)}' if self.pooling != ('mean',) else '')
 
     def encode(self, x: Tensor) -> Tensor:
         if not self.levels:
             return self.model(x)
         pooled: Dict[int, Tensor] = {}
-        hooks = [m.register_forward_hook(lambda _m, _i, out, k=k: pooled.__setitem__(k, out.mean((2, 3))))
+
+        def pool(k: int, out: Tensor) -> None:
+            pooled[k] = torch.cat([_SPATIAL_POOLS[p](out) for p in self.pooling], dim=1)
+
+        hooks = [m.register_forward_hook(lambda _m, _i, out, k=k: pool(k, out))
                  for k, m in enumerate(self._level_modules)]
         try:
             self.model(x)
