@@ -279,6 +279,7 @@ def test_cnn_region_encoder_mean_and_std_pooling_per_level():
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
     means = MODELS.build(dict(lite, levels=['_blocks.2', '_blocks.5']))
     assert 'pooling=mean,std' in enc.cache_identity() and enc.cache_identity() != means.cache_identity()
+    assert MODELS.build(dict(lite, levels=['_blocks.2'], pooling='std')).out_dim == 24  # one name alone
     with pytest.raises(ValueError, match='max'):
         MODELS.build(dict(lite, levels=['_blocks.2'], pooling=('max',)))
     with pytest.raises(ValueError, match='levels'):

@@ -135,7 +135,7 @@ class CNNRegionEncoder(RegionEncoder):
                  frozen: bool = True, levels: Optional[Sequence[str]] = None,
                  pooling: Sequence[str] = ('mean',), **kwargs) -> None:
         super().__init__(frozen)
-        self.pooling = tuple(pooling)
+        self.pooling = (pooling,) if isinstance(pooling, str) else tuple(pooling)
         unknown = [p for p in self.pooling if p not in _SPATIAL_POOLS]
         if unknown or not self.pooling:
             raise ValueError(f'CNNRegionEncoder pooling {list(self.pooling)}: '
