@@ -41,6 +41,17 @@ def test_subset_is_stratified_and_seeded():
     assert set(seen_levels) == {1, 2, 3, 4, 5} and set(seen_regions) == {'UD', 'ROI', 'BG'}
 
 
+def test_every_distortion_with_three_variants_deals_each_uniform_level_twice():
+    """MIQD-mini-det's subset (configs/build/miqd_mini_det.py): all 10 distortions x UD/ROI/BG."""
+    subset = dict(distortions=10, per_distortion=3)
+    for seed in range(50):
+        chosen = select_variants(ALL, seed, subset)
+        assert list(chosen) == ALL
+        assert all(sorted(r[0] for r in rows) == ['BG', 'ROI', 'UD'] for rows in chosen.values())
+        ud_levels = Counter(r[1] for rows in chosen.values() for r in rows if r[0] == 'UD')
+        assert ud_levels == Counter({level: 2 for level in range(1, 6)})   # two dealt permutations of 1..5
+
+
 def test_subset_checks():
     with pytest.raises(ValueError, match='unknown keys'):
         check_subset(dict(per_source=3), 10)
