@@ -17,7 +17,7 @@
 # - Chosen without the official val photos: on three splits of the official train photos
 #   (python tools/build_miqd.py configs/build/miqd_mini_det.py --resplit 1 2 3 --within train),
 #   val SRCC 0.400 / 0.373 / 0.470 with the pooled features, 0.473 / 0.455 / 0.527 with MLSP
-#   (VSI 0.330 / 0.244 / 0.308), on the first build (15 images per photo; now 30, same photos).
+#   (VSI 0.330 / 0.244 / 0.308), on the 15-image build (15 images per photo; now 30, same photos).
 #   Tried there and not adopted (no significant difference): mean + std pooling of the stored
 #   image at 256, 500 iterations, a narrower head (README, detection section).
 # Zero-training reference: no COCO detector other than the two labellers exists offline, so there
