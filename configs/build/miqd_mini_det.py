@@ -9,7 +9,7 @@
 #
 # - Variants: all 10 distortions per photo x 3 variants (one uniform, one ROI-dominated, one
 #   background-dominated) = 30 images per source, twice the cls demo's 5 x 3 (the 15-image build before).
-#   Only 262 photos have an object either detector finds, so the intervals over val photos are
+#   Only 262 photo groups have an object either detector finds, so the intervals over val photos are
 #   wide; with 15 variants per photo, halving them raised the bootstrap SE of the SRCC difference
 #   from 0.064 to 0.075, i.e. within-photo sampling was a third of its variance: 30 per photo
 #   shrink it (measured: 95 % interval half-width 0.127 -> 0.115 on the same 52 val photos).
