@@ -161,15 +161,15 @@ class CNNRegionEncoder(RegionEncoder):
         identity = super().cache_identity() + (f'|levels={",".join(self.levels)}' if self.levels else '')
         return identity + (f'|pooling={",".join(self.pooling)}' if self.pooling != ('mean',) else '')
 
+    def _pool(self, feature_map: Tensor) -> Tensor:
+        """One level's ``(N, C, H, W)`` output -> its ``pooling`` statistics, concatenated."""
+        return torch.cat([_SPATIAL_POOLS[p](feature_map) for p in self.pooling], dim=1)
+
     def encode(self, x: Tensor) -> Tensor:
         if not self.levels:
             return self.model(x)
         pooled: Dict[int, Tensor] = {}
-
-        def pool(k: int, out: Tensor) -> None:
-            pooled[k] = torch.cat([_SPATIAL_POOLS[p](out) for p in self.pooling], dim=1)
-
-        hooks = [m.register_forward_hook(lambda _m, _i, out, k=k: pool(k, out))
+        hooks = [m.register_forward_hook(lambda _m, _i, out, k=k: pooled.__setitem__(k, self._pool(out)))
                  for k, m in enumerate(self._level_modules)]
         try:
             self.model(x)
